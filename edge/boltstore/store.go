@@ -1,0 +1,328 @@
+// Package boltstore keeps a garage's state and outbox in one BoltDB file.
+//
+// Every batch is written in one transaction: its state records and its events, the
+// events under their seq in the outbox bucket, the last seq in the meta bucket. A batch
+// whose first seq does not follow the last one written is refused, so the outbox
+// cannot get a gap. Batches are group-committed: a single writer goroutine takes
+// whatever has queued while the previous transaction was on its way to disk and
+// writes it in the next one, so many lanes and sensors share one fsync without any of
+// them waiting for a timer.
+package boltstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-parking/gatehouse/edge"
+	gh "github.com/gatehouse-parking/gatehouse/proto/gatehouse/v1"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+)
+
+var (
+	bucketMeta   = []byte("meta")
+	bucketOutbox = []byte("outbox")
+	keyLastSeq   = []byte("last_seq")
+	keyFacility  = []byte("facility")
+)
+
+// Errors.
+var (
+	// ErrClosed is returned for batches submitted after Close.
+	ErrClosed = errors.New("boltstore: closed")
+	// ErrSeqGap is returned for a batch that does not continue the outbox.
+	ErrSeqGap = errors.New("boltstore: seq gap")
+	// ErrFacility is returned when the file belongs to another facility.
+	ErrFacility = errors.New("boltstore: file belongs to another facility")
+)
+
+// MaxBatch bounds how many submitted batches one transaction takes.
+const MaxBatch = 1024
+
+// Store is a BoltDB-backed edge.Store.
+type Store struct {
+	db   *bolt.DB
+	reqs chan *request
+	done chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+	broken error // set after a failed transaction; every later batch fails with it
+}
+
+var _ edge.Store = (*Store)(nil)
+
+type request struct {
+	b    *edge.Batch
+	err  error
+	done chan struct{}
+}
+
+// Wait implements edge.Pending.
+func (r *request) Wait() error {
+	<-r.done
+	return r.err
+}
+
+// Options tune a Store.
+type Options struct {
+	// NoSync skips fsync: for tests and benchmarks of everything but the disk.
+	NoSync bool
+	// Timeout is how long Open waits for another process's lock on the file.
+	Timeout time.Duration
+}
+
+// Open opens or creates the store at path for facility id.
+func Open(path, facility string, opt *Options) (*Store, error) {
+	if opt == nil {
+		opt = &Options{}
+	}
+	timeout := opt.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opt.NoSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range append([]string{string(bucketMeta), string(bucketOutbox)}, edge.StateBuckets...) {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch got := meta.Get(keyFacility); {
+		case got == nil:
+			return meta.Put(keyFacility, []byte(facility))
+		case string(got) != facility:
+			return fmt.Errorf("%w: %q, not %q", ErrFacility, got, facility)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, reqs: make(chan *request, MaxBatch), done: make(chan struct{})}
+	go s.writer()
+	return s, nil
+}
+
+// Submit implements edge.Store.
+func (s *Store) Submit(b *edge.Batch) edge.Pending {
+	r := &request{b: b, done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock() // held across the send so batches queue in submission order
+	switch {
+	case s.closed:
+		r.err = ErrClosed
+	case s.broken != nil:
+		r.err = s.broken
+	default:
+		s.reqs <- r
+		return r
+	}
+	close(r.done)
+	return r
+}
+
+// writer is the single writer: it group-commits whatever has queued.
+func (s *Store) writer() {
+	defer close(s.done)
+	group := make([]*request, 0, MaxBatch)
+	for r := range s.reqs {
+		group = append(group[:0], r)
+	fill:
+		for len(group) < MaxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break fill
+				}
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, r := range group {
+				if err := write(tx, r.b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			s.mu.Lock()
+			if s.broken == nil {
+				s.broken = fmt.Errorf("boltstore: write failed, store stopped: %w", err)
+			}
+			s.mu.Unlock()
+		}
+		for _, r := range group {
+			r.err = err
+			close(r.done)
+		}
+	}
+}
+
+func write(tx *bolt.Tx, b *edge.Batch) error {
+	meta, out := tx.Bucket(bucketMeta), tx.Bucket(bucketOutbox)
+	last := uint64(0)
+	if v := meta.Get(keyLastSeq); v != nil {
+		last = binary.BigEndian.Uint64(v)
+	}
+	var key [8]byte
+	for _, ev := range b.Events {
+		if ev.Seq != last+1 {
+			return fmt.Errorf("%w: event %d after %d", ErrSeqGap, ev.Seq, last)
+		}
+		data, err := proto.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		binary.BigEndian.PutUint64(key[:], ev.Seq)
+		if err := out.Put(key[:], data); err != nil {
+			return err
+		}
+		last = ev.Seq
+	}
+	binary.BigEndian.PutUint64(key[:], last)
+	if err := meta.Put(keyLastSeq, key[:]); err != nil {
+		return err
+	}
+	for _, rec := range b.Records {
+		bk := tx.Bucket([]byte(rec.Bucket))
+		if bk == nil {
+			return fmt.Errorf("boltstore: unknown bucket %q", rec.Bucket)
+		}
+		var err error
+		if rec.Value == nil {
+			err = bk.Delete([]byte(rec.Key))
+		} else {
+			err = bk.Put([]byte(rec.Key), rec.Value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Load implements edge.Store.
+func (s *Store) Load() (*edge.Snapshot, error) {
+	snap := &edge.Snapshot{Records: map[string]map[string][]byte{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {
+			snap.LastSeq = binary.BigEndian.Uint64(v)
+		}
+		for _, name := range edge.StateBuckets {
+			if name == edge.BucketClosed {
+				continue // history, not state
+			}
+			m := map[string][]byte{}
+			err := tx.Bucket([]byte(name)).ForEach(func(k, v []byte) error {
+				m[string(k)] = append([]byte(nil), v...)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			snap.Records[name] = m
+		}
+		return nil
+	})
+	return snap, err
+}
+
+// Events implements edge.Store.
+func (s *Store) Events(after uint64, limit int) ([]*gh.Envelope, error) {
+	var out []*gh.Envelope
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		var key [8]byte
+		binary.BigEndian.PutUint64(key[:], after+1)
+		for k, v := c.Seek(key[:]); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+			ev := new(gh.Envelope)
+			if err := proto.Unmarshal(v, ev); err != nil {
+				return fmt.Errorf("outbox %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ClosedSessions returns up to limit ended sessions, newest first.
+func (s *Store) ClosedSessions(limit int) ([][]byte, error) {
+	var out [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(edge.BucketClosed)).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			out = append(out, append([]byte(nil), v...))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Backup writes a consistent copy of the whole file to w while the store stays in use.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupFile writes a consistent copy to path, atomically: a temporary file renamed
+// into place once synced.
+func (s *Store) BackupFile(path string) (int64, error) {
+	return writeAtomic(path, s.Backup)
+}
+
+func writeAtomic(path string, fill func(io.Writer) (int64, error)) (int64, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	return n, nil
+}
+
+// Close waits for queued batches to be written and closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.done
+	return s.db.Close()
+}

@@ -1,0 +1,109 @@
+package edge
+
+import (
+	"context"
+	"time"
+
+	"github.com/gatehouse-parking/gatehouse/edge/plate"
+)
+
+// Barrier is what a lane needs of a barrier: commands. Where the arm is comes back as
+// DeviceEvents of kind ArmPosition, because the command being sent is no proof that the
+// arm moved.
+type Barrier interface {
+	Raise(ctx context.Context) error
+	Lower(ctx context.Context) error
+}
+
+// Sink receives device events. *Garage implements it; device adapters are given one.
+type Sink interface {
+	Deliver(ev DeviceEvent)
+}
+
+// EventKind says what a device reported.
+type EventKind uint8
+
+// Device event kinds.
+const (
+	// LoopChanged: a loop detector or presence sensor became Occupied or clear.
+	LoopChanged EventKind = iota + 1
+	// ArmPosition: a barrier reports Position.
+	ArmPosition
+	// PlateRead: a camera read a plate (Read).
+	PlateRead
+	// TicketPresented: a ticket or QR code was scanned (Code).
+	TicketPresented
+	// TicketRequested: a driver without a credential pressed the ticket button.
+	TicketRequested
+	// CardPresented: a permit card (RFID, Code) was held to the reader.
+	CardPresented
+	// LostTicket: a driver at an exit declared the ticket lost.
+	LostTicket
+	// SpotChanged: a spot sensor reports its spot Occupied or free (Code is the spot id).
+	SpotChanged
+	// DeviceHealth: a device went offline (Healthy false, Detail says why) or came back.
+	DeviceHealth
+)
+
+var eventKindNames = [...]string{"", "loop", "arm", "plate", "ticket", "ticket_request", "card", "lost_ticket", "spot", "health"}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventKindNames) {
+		return eventKindNames[k]
+	}
+	return "unknown"
+}
+
+// Position is where a barrier arm is.
+type Position uint8
+
+// Arm positions.
+const (
+	PositionUnknown Position = iota
+	PositionUp
+	PositionDown
+	PositionMoving
+	PositionFault
+)
+
+var positionNames = [...]string{"unknown", "up", "down", "moving", "fault"}
+
+func (p Position) String() string {
+	if int(p) < len(positionNames) {
+		return positionNames[p]
+	}
+	return "unknown"
+}
+
+// DeviceEvent is one observation from one device.
+type DeviceEvent struct {
+	Device   string
+	Kind     EventKind
+	At       time.Time
+	Occupied bool
+	Position Position
+	Read     plate.Read
+	Code     string
+	Healthy  bool
+	Detail   string
+}
+
+// Alert codes raised by the garage.
+const (
+	AlertTailgating     = "tailgating"
+	AlertAntiPassback   = "antipassback"
+	AlertBarrierFault   = "barrier.fault"
+	AlertLoopStuck      = "loop.stuck"
+	AlertLaneDegraded   = "lane.degraded"
+	AlertLotFull        = "lot.full"
+	AlertBlocklisted    = "blocklisted"
+	AlertOverCapacity   = "occupancy.over_capacity"
+	AlertClamped        = "occupancy.clamped"
+	AlertNoCredential   = "lane.no_credential"
+	AlertManualOpen     = "gate.manual_open"
+	AlertDeviceOffline  = "device.offline"
+	AlertUnsurePlate    = "plate.unsure"
+	AlertPermitInUse    = "permit.in_use"
+	AlertUnknownExit    = "exit.no_session"
+	AlertPassWithoutArm = "lane.pass_without_credential"
+)
