@@ -149,8 +149,10 @@ func (t *txn) decideEntry(l *lane, c credential) *authorization {
 		a.cred.ReservationId = res.ID
 		a.cred.Kind = c.kind
 	} else if a.plate != "" {
-		// A walk-in by plate: is this plate already inside?
-		if id, ok := t.lookupPlate(st.sessPlate, a.plate); ok {
+		// A walk-in by plate: is this plate already inside? Only an exact or
+		// OCR-confusion match counts: one edit apart is too often another car.
+		if hit, ok := t.plateHit(st.sessPlate, a.plate); ok && hit.Match.Kind != plate.OneEdit {
+			id := hit.ID
 			switch t.g.f.Policies.AntiPassback {
 			case PassbackHard:
 				t.alert(l.cfg.ID, AlertAntiPassback, "warning", fmt.Sprintf("plate %s is already inside", a.plate), "", "", false)
@@ -236,7 +238,6 @@ func (t *txn) authorizedInto(zone string) int {
 // decideExit resolves a credential at an exit lane to the session it ends and its fee.
 func (t *txn) decideExit(l *lane, c credential) *authorization {
 	st, f := t.g.st, t.g.f
-	t.checkSegments() // price the stay with its rights as they are now, not as of the last tick
 	var sess *Session
 	lost := false
 	switch c.kind {
@@ -295,6 +296,7 @@ func (t *txn) decideExit(l *lane, c credential) *authorization {
 		}
 		return a
 	}
+	t.checkSegment(sess) // price the stay with its rights as they are now, not as of the last tick
 	a.sessionID, a.plate, a.ticket, a.right = sess.ID, sess.Plate, sess.Ticket, sess.Right()
 	a.permitID = sess.PermitID
 	a.cred.PermitId, a.cred.ReservationId = sess.PermitID, sess.ReservationID
@@ -357,32 +359,36 @@ func SessionFee(f *Facility, s *Session, now time.Time, lost bool) (total, due i
 // ended while the car is inside: from then on it parks at the zone's rate.
 func (t *txn) checkSegments() {
 	for _, s := range t.g.st.Sessions {
-		var until time.Time
-		switch s.Right() {
-		case gh.Right_RIGHT_PERMIT:
-			if p, ok := t.g.st.Permits[s.PermitID]; ok {
-				until = p.Until
-			}
-		case gh.Right_RIGHT_RESERVATION:
-			if r, ok := t.g.st.Reservations[s.ReservationID]; ok {
-				until = r.Until
-			}
-		default:
-			continue
-		}
-		if until.IsZero() || t.now.Before(until) {
-			continue
-		}
-		zone, ok := t.g.f.Zone(s.Zone)
-		if !ok {
-			continue
-		}
-		reason := "permit_expired"
-		if s.Right() == gh.Right_RIGHT_RESERVATION {
-			reason = "reservation_ended"
-		}
-		t.emit(s.EntryLane, &gh.SessionSegmentStarted{SessionId: s.ID, Right: gh.Right_RIGHT_TRANSIENT, RateId: zone.Rate, Reason: reason, Start: timestamppb.New(until)})
+		t.checkSegment(s)
 	}
+}
+
+func (t *txn) checkSegment(s *Session) {
+	var until time.Time
+	switch s.Right() {
+	case gh.Right_RIGHT_PERMIT:
+		if p, ok := t.g.st.Permits[s.PermitID]; ok {
+			until = p.Until
+		}
+	case gh.Right_RIGHT_RESERVATION:
+		if r, ok := t.g.st.Reservations[s.ReservationID]; ok {
+			until = r.Until
+		}
+	default:
+		return
+	}
+	if until.IsZero() || t.now.Before(until) {
+		return
+	}
+	zone, ok := t.g.f.Zone(s.Zone)
+	if !ok {
+		return
+	}
+	reason := "permit_expired"
+	if s.Right() == gh.Right_RIGHT_RESERVATION {
+		reason = "reservation_ended"
+	}
+	t.emit(s.EntryLane, &gh.SessionSegmentStarted{SessionId: s.ID, Right: gh.Right_RIGHT_TRANSIENT, RateId: zone.Rate, Reason: reason, Start: timestamppb.New(until)})
 }
 
 func contains(list []string, s string) bool {

@@ -68,6 +68,9 @@ func TestEntryDecisions(t *testing.T) {
 		{name: "anti-passback hard: walk-in plate again refused", edit: func(f *edge.Facility) { f.Policies.AntiPassback = edge.PassbackHard },
 			setup: func(h *harness) { h.enterByPlate("XY99ZZ") },
 			cred:  func(h *harness) { h.plate("in-cam", "XY99ZZ", 0.9) }, want: want{false, "antipassback", []string{edge.AlertAntiPassback}}},
+		{name: "one edit from a car inside is another car", edit: func(f *edge.Facility) { f.Policies.AntiPassback = edge.PassbackHard },
+			setup: func(h *harness) { h.enterByPlate("XY99ZZ") },
+			cred:  func(h *harness) { h.plate("in-cam", "XY99ZA", 0.9) }, want: want{true, "transient", nil}},
 		{name: "anti-passback soft: walk-in plate again allowed with alert", setup: func(h *harness) { h.enterByPlate("XY99ZZ") },
 			cred: func(h *harness) { h.plate("in-cam", "XY99ZZ", 0.9) }, want: want{true, "transient", []string{edge.AlertAntiPassback}}},
 	}

@@ -47,10 +47,11 @@ const MaxBatch = 1024
 // Store is a BoltDB-backed edge.Store.
 type Store struct {
 	db   *bolt.DB
-	reqs chan *request
+	wake chan struct{} // a signal that the queue is not empty
 	done chan struct{}
 
 	mu     sync.Mutex
+	queue  []*request // submitted, not yet taken by the writer; never blocks Submit
 	closed bool
 	broken error // set after a failed transaction; every later batch fails with it
 }
@@ -75,6 +76,9 @@ type Options struct {
 	NoSync bool
 	// Timeout is how long Open waits for another process's lock on the file.
 	Timeout time.Duration
+	// ReadOnly opens an existing file for reading (backups, inspection) with a shared
+	// lock; facility "" then accepts whichever facility the file belongs to.
+	ReadOnly bool
 }
 
 // Open opens or creates the store at path for facility id.
@@ -86,9 +90,20 @@ func Open(path, facility string, opt *Options) (*Store, error) {
 	if timeout == 0 {
 		timeout = 2 * time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opt.NoSync, FreelistType: bolt.FreelistMapType})
+	if opt.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, err
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opt.NoSync, ReadOnly: opt.ReadOnly, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if opt.ReadOnly {
+		s.closed = true // no writer
+		close(s.done)
+		return s, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range append([]string{string(bucketMeta), string(bucketOutbox)}, edge.StateBuckets...) {
@@ -109,46 +124,74 @@ func Open(path, facility string, opt *Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, reqs: make(chan *request, MaxBatch), done: make(chan struct{})}
 	go s.writer()
 	return s, nil
 }
 
-// Submit implements edge.Store.
+// Submit implements edge.Store. It never blocks on the disk: the gate must not wait
+// for an fsync, so a burst queues in memory while the writer catches up.
 func (s *Store) Submit(b *edge.Batch) edge.Pending {
 	r := &request{b: b, done: make(chan struct{})}
 	s.mu.Lock()
-	defer s.mu.Unlock() // held across the send so batches queue in submission order
 	switch {
 	case s.closed:
 		r.err = ErrClosed
 	case s.broken != nil:
 		r.err = s.broken
 	default:
-		s.reqs <- r
+		s.queue = append(s.queue, r)
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default: // already signalled
+		}
 		return r
 	}
+	s.mu.Unlock()
 	close(r.done)
 	return r
+}
+
+// Queued returns how many submitted batches wait for the writer.
+func (s *Store) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// take removes up to MaxBatch queued requests, in order. It reports false when the
+// store is closed and drained.
+func (s *Store) take(group []*request) ([]*request, bool) {
+	for {
+		s.mu.Lock()
+		n := min(len(s.queue), MaxBatch)
+		if n > 0 {
+			group = append(group[:0], s.queue[:n]...)
+			clear(s.queue[:n])
+			s.queue = s.queue[n:]
+			if len(s.queue) == 0 {
+				s.queue = nil // let a burst's backing array go
+			}
+			s.mu.Unlock()
+			return group, true
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-s.wake
+	}
 }
 
 // writer is the single writer: it group-commits whatever has queued.
 func (s *Store) writer() {
 	defer close(s.done)
 	group := make([]*request, 0, MaxBatch)
-	for r := range s.reqs {
-		group = append(group[:0], r)
-	fill:
-		for len(group) < MaxBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break fill
-				}
-				group = append(group, r)
-			default:
-				break fill
-			}
+	for {
+		var ok bool
+		if group, ok = s.take(group); !ok {
+			return
 		}
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			for _, r := range group {
@@ -287,10 +330,12 @@ func (s *Store) Backup(w io.Writer) (int64, error) {
 // BackupFile writes a consistent copy to path, atomically: a temporary file renamed
 // into place once synced.
 func (s *Store) BackupFile(path string) (int64, error) {
-	return writeAtomic(path, s.Backup)
+	return WriteFileAtomic(path, s.Backup)
 }
 
-func writeAtomic(path string, fill func(io.Writer) (int64, error)) (int64, error) {
+// WriteFileAtomic writes path through fill into a temporary file that is synced and
+// renamed into place, so that path is never a partial copy.
+func WriteFileAtomic(path string, fill func(io.Writer) (int64, error)) (int64, error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -318,11 +363,15 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil
+		<-s.done
+		return s.db.Close()
 	}
 	s.closed = true
-	close(s.reqs)
 	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 	<-s.done
 	return s.db.Close()
 }

@@ -21,6 +21,9 @@ type Barrier struct {
 	Travel time.Duration
 	// Manual: never report positions; the test delivers them.
 	Manual bool
+	// OnCommand, if set, is called with every command as it arrives (benchmarks time
+	// decisions with it).
+	OnCommand func(raise bool)
 
 	mu       sync.Mutex
 	stuck    bool
@@ -41,6 +44,9 @@ func (b *Barrier) Raise(ctx context.Context) error { return b.move(edge.Position
 func (b *Barrier) Lower(ctx context.Context) error { return b.move(edge.PositionDown) }
 
 func (b *Barrier) move(to edge.Position) error {
+	if b.OnCommand != nil {
+		b.OnCommand(to == edge.PositionUp)
+	}
 	b.mu.Lock()
 	b.commands = append(b.commands, to == edge.PositionUp)
 	if b.failing {
