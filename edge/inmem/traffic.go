@@ -60,6 +60,13 @@ func (tr *Traffic) Run(ctx context.Context) {
 	if tr.Pass == 0 {
 		tr.Pass = 300 * time.Millisecond
 	}
+	// Cars already inside (from before a restart) leave in their own time too.
+	tr.mu.Lock()
+	for _, s := range tr.Garage.OpenSessions() {
+		tr.inside = append(tr.inside, car{plate: s.Plate, ticket: s.Ticket, card: s.Card,
+			leave: time.Now().Add(time.Duration(tr.Rand.ExpFloat64() * float64(tr.Dwell)))})
+	}
+	tr.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, l := range tr.Garage.Facility().Lanes {
 		wg.Add(1)
