@@ -300,3 +300,58 @@ func TestRestartKeepsState(t *testing.T) {
 	h.passThrough("out")
 	h.checkConsistent()
 }
+
+func TestDeviceHealth(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send(edge.DeviceEvent{Device: "in-bar", Kind: edge.DeviceHealth, Healthy: false, Detail: "modbus timeout"})
+	h.send(edge.DeviceEvent{Device: "in-bar", Kind: edge.DeviceHealth, Healthy: false, Detail: "modbus timeout"}) // repeated
+	if v := h.lane("in"); v.Status != "degraded" {
+		t.Fatalf("lane status = %s; want degraded", v.Status)
+	}
+	if a := h.g.Alerts(); len(a) != 1 || a[0].Code != edge.AlertDeviceOffline || a[0].Device != "in-bar" {
+		t.Fatalf("alerts = %+v; want one device.offline for in-bar", a)
+	}
+	h.send(edge.DeviceEvent{Device: "in-bar", Kind: edge.DeviceHealth, Healthy: true})
+	if v := h.lane("in"); v.Status != "ok" || len(h.g.Alerts()) != 0 {
+		t.Fatalf("after recovery: lane %s alerts %+v", v.Status, h.g.Alerts())
+	}
+	// A device on no lane (a spot sensor gateway) still raises and clears its alert.
+	h.send(edge.DeviceEvent{Device: "gw-1", Kind: edge.DeviceHealth, Healthy: false})
+	if len(h.g.Alerts()) != 1 {
+		t.Fatalf("alerts = %+v; want one", h.g.Alerts())
+	}
+	h.send(edge.DeviceEvent{Device: "gw-1", Kind: edge.DeviceHealth, Healthy: true})
+	if len(h.g.Alerts()) != 0 {
+		t.Fatalf("alerts = %+v; want none", h.g.Alerts())
+	}
+	h.checkConsistent()
+}
+
+func TestPaySessionIdempotent(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, nil)
+	h.enterByPlate("XY99ZZ")
+	id := h.g.OpenSessions()[0].ID
+	for range 3 {
+		if err := h.g.PaySession(ctx, id, 400, "app", "pi_123"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.g.PaySession(ctx, id, 100, "app", "pi_456"); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.g.OpenSessions()[0]; s.Paid != 500 {
+		t.Fatalf("paid = %d; want 500 (the retried payment once)", s.Paid)
+	}
+	if err := h.g.PaySession(ctx, "nope", 100, "app", "x"); edge.ErrorCode(err) != edge.ENOTFOUND {
+		t.Fatalf("unknown session: err = %v", err)
+	}
+	h.reopen()
+	if err := h.g.PaySession(ctx, id, 400, "app", "pi_123"); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.g.OpenSessions()[0]; s.Paid != 500 {
+		t.Fatalf("after restart paid = %d; want 500", s.Paid)
+	}
+	h.checkConsistent()
+}

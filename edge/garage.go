@@ -308,8 +308,12 @@ func (g *Garage) Deliver(ev DeviceEvent) {
 	if ev.At.IsZero() {
 		ev.At = g.now()
 	}
-	if ev.Kind == SpotChanged {
+	switch ev.Kind {
+	case SpotChanged:
 		g.step(ev.At, func(t *txn) error { return t.spotChanged(ev) })
+		return
+	case DeviceHealth:
+		g.step(ev.At, func(t *txn) error { t.deviceHealth(ev); return nil })
 		return
 	}
 	r, ok := g.routes[ev.Device]

@@ -88,14 +88,20 @@ func (g *Garage) PayAtLane(ctx context.Context, laneID string, amount int64, met
 }
 
 // PaySession records a payment for an open session made elsewhere: a pay station, the
-// app. The exit then opens without stopping within the rate's grace period.
+// app. The exit then opens without stopping within the rate's grace period. The
+// reference (the provider's payment id) makes it idempotent: a payment whose reference
+// the session already holds is not recorded again.
 func (g *Garage) PaySession(ctx context.Context, sessionID string, amount int64, method, reference string) error {
 	if amount <= 0 {
 		return Errorf(EINVALID, "amount must be positive")
 	}
 	p, err := g.step(g.now(), func(t *txn) error {
-		if _, ok := g.st.Sessions[sessionID]; !ok {
+		s, ok := g.st.Sessions[sessionID]
+		if !ok {
 			return Errorf(ENOTFOUND, "no open session %q", sessionID)
+		}
+		if reference != "" && slices.Contains(s.PaymentRefs, reference) {
+			return nil // a retry of a payment already recorded: record nothing twice
 		}
 		t.emit("", &gh.PaymentProcessed{PaymentId: newID(), SessionId: sessionID, Amount: amount, Currency: g.f.Currency, Method: method, Reference: reference})
 		return nil
@@ -109,7 +115,8 @@ func (g *Garage) PaySession(ctx context.Context, sessionID string, amount int64,
 // ResetCount sets a zone's count by an operator's hand after a physical count. The
 // operator, the reason, the old and the new count are recorded.
 func (g *Garage) ResetCount(ctx context.Context, zoneID string, occupied int, operator, reason string) error {
-	if strings.TrimSpace(reason) == "" || strings.TrimSpace(operator) == "" {
+	reason, operator = strings.TrimSpace(reason), strings.TrimSpace(operator)
+	if reason == "" || operator == "" {
 		return Errorf(EINVALID, "operator and reason are required to reset a count")
 	}
 	p, err := g.step(g.now(), func(t *txn) error {
@@ -283,3 +290,37 @@ func (g *Garage) Events(after uint64, limit int) ([]*gh.Envelope, error) {
 // State returns a copy-free view for verification; callers must not modify it and
 // must not use it while the garage runs.
 func (g *Garage) State() *State { return g.st }
+
+// deviceHealth raises or clears a device.offline alert and degrades or recovers the
+// lane the device belongs to.
+func (t *txn) deviceHealth(ev DeviceEvent) {
+	r, onLane := t.g.routes[ev.Device]
+	laneID := ""
+	if onLane {
+		laneID = r.lane.cfg.ID
+	}
+	if !ev.Healthy {
+		if _, active := t.g.st.Alerts[alertKey(AlertDeviceOffline, laneID, ev.Device, "")]; active {
+			return
+		}
+		msg := "device " + ev.Device + " offline"
+		if ev.Detail != "" {
+			msg += ": " + ev.Detail
+		}
+		if onLane && r.lane.degraded == "" {
+			r.lane.degraded = AlertDeviceOffline
+			t.emit(laneID, &gh.LaneStatusChanged{Status: "degraded", Reason: msg})
+		}
+		t.alert(laneID, AlertDeviceOffline, "critical", msg, ev.Device, "", false)
+		return
+	}
+	t.alert(laneID, AlertDeviceOffline, "info", "device "+ev.Device+" back online", ev.Device, "", true)
+	if onLane && r.lane.degraded == AlertDeviceOffline {
+		for key := range t.g.st.Alerts {
+			if a := t.g.st.Alerts[key]; a.Code == AlertDeviceOffline && a.Lane == laneID {
+				return // another device of the lane is still offline
+			}
+		}
+		t.recover(r.lane)
+	}
+}

@@ -26,6 +26,34 @@ type Segment struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
+// MarshalJSON writes the right by name ("RIGHT_PERMIT"), as the event JSON does.
+func (s Segment) MarshalJSON() ([]byte, error) {
+	type plain Segment
+	return json.Marshal(struct {
+		plain
+		Right string `json:"right"`
+	}{plain(s), s.Right.String()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *Segment) UnmarshalJSON(b []byte) error {
+	type plain Segment
+	var v struct {
+		plain
+		Right string `json:"right"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	r, ok := gh.Right_value[v.Right]
+	if !ok {
+		return fmt.Errorf("segment: unknown right %q", v.Right)
+	}
+	*s = Segment(v.plain)
+	s.Right = gh.Right(r)
+	return nil
+}
+
 // Session is one vehicle's stay, from its entry passage to its exit passage.
 type Session struct {
 	ID            string    `json:"id"`
@@ -40,6 +68,9 @@ type Session struct {
 	Segments      []Segment `json:"segments"`
 	Paid          int64     `json:"paid"`
 	PaidAt        time.Time `json:"paid_at,omitzero"`
+	// PaymentRefs are the references of the payments made, so a retried payment is
+	// recognised.
+	PaymentRefs []string `json:"payment_refs,omitempty"`
 	// Set when the session ends.
 	ExitLane string    `json:"exit_lane,omitempty"`
 	Exited   time.Time `json:"exited,omitzero"`
@@ -345,6 +376,9 @@ func (s *State) Apply(ev *gh.Envelope) error {
 		}
 		sess.Paid += x.Amount
 		sess.PaidAt = at
+		if x.Reference != "" {
+			sess.PaymentRefs = append(sess.PaymentRefs, x.Reference)
+		}
 		s.touch(BucketSessions, sess.ID)
 	case *gh.Envelope_SessionEnded:
 		x := p.SessionEnded

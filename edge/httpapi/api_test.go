@@ -112,6 +112,15 @@ func TestSessions(t *testing.T) {
 	if d == nil || d.Allowed || d.FeeDue <= 0 || d.Currency != "EUR" {
 		t.Fatalf("exit decision = %+v; want a fee due in EUR", d)
 	}
+	// The kiosk's view shows the fee but not who owes it.
+	_, raw := e.do("GET", "/v1/lanes/out/display", "")
+	var disp httpapi.Display
+	if err := json.Unmarshal(raw, &disp); err != nil || disp.Decision == nil || disp.Decision.FeeDue != d.FeeDue {
+		t.Fatalf("display = %s (%v); want the fee %d", raw, err, d.FeeDue)
+	}
+	if strings.Contains(string(raw), "XY123") || strings.Contains(string(raw), id) {
+		t.Fatalf("display %s shows the plate or session id", raw)
+	}
 	resp, body := e.do("POST", "/v1/lanes/out/pay", fmt.Sprintf(`{"amount": %d, "method": "kiosk_card", "reference": "auth 4711"}`, d.FeeDue), operator(kioskToken)...)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("pay at lane = %d %s; want 200", resp.StatusCode, body)
@@ -617,7 +626,7 @@ func TestKiosk(t *testing.T) {
 		t.Fatalf("kiosk = %d %s; want 200 HTML", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	page := string(body)
-	for _, want := range []string{"North entry", "Welcome", `data-url="/v1/lanes/in"`, `data-currency="EUR"`, "Lane closed", `lang="en"`} {
+	for _, want := range []string{"North entry", "Welcome", `data-url="/v1/lanes/in/display"`, `data-currency="EUR"`, "Lane closed", `lang="en"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("kiosk page lacks %q", want)
 		}

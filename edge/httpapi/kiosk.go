@@ -34,7 +34,7 @@ type kioskIndexData struct {
 }
 
 // kioskLaneData feeds the "lane" template. The page renders the lane's state when
-// served and then polls /v1/lanes/:id every second.
+// served and then polls /v1/lanes/:id/display every second.
 type kioskLaneData struct {
 	Nonce    string
 	Facility string

@@ -143,6 +143,7 @@ func New(cfg Config) *fiber.App {
 	v1.Get("/occupancy", a.occupancy)
 	v1.Get("/lanes", a.lanes)
 	v1.Get("/lanes/:id", a.lane)
+	v1.Get("/lanes/:id/display", a.display)
 	v1.Get("/sessions", a.sessions)
 	v1.Get("/events", a.events)
 	v1.Get("/alerts", a.alerts)

@@ -76,6 +76,37 @@ func (a *api) lane(c *fiber.Ctx) error {
 	return c.JSON(v)
 }
 
+// Display is what a lane's kiosk shows: no plate, ticket or session id, because the
+// kiosk polls it without a token from a screen in a public place.
+type Display struct {
+	ID       string           `json:"id"`
+	State    string           `json:"state"`
+	Status   string           `json:"status"`
+	Decision *DisplayDecision `json:"decision,omitempty"`
+}
+
+// DisplayDecision is the public part of a lane's last decision.
+type DisplayDecision struct {
+	Allowed  bool   `json:"allowed"`
+	Reason   string `json:"reason"`
+	Message  string `json:"message"`
+	FeeDue   int64  `json:"fee_due,omitempty"`
+	Currency string `json:"currency,omitempty"`
+}
+
+func (a *api) display(c *fiber.Ctx) error {
+	v, err := a.findLane(c.Params("id"))
+	if err != nil {
+		return err
+	}
+	d := Display{ID: v.ID, State: v.State, Status: v.Status}
+	if v.Decision != nil {
+		d.Decision = &DisplayDecision{Allowed: v.Decision.Allowed, Reason: v.Decision.Reason, Message: v.Decision.Message,
+			FeeDue: v.Decision.FeeDue, Currency: v.Decision.Currency}
+	}
+	return c.JSON(d)
+}
+
 func (a *api) findLane(id string) (edge.LaneView, error) {
 	for _, l := range a.g.Lanes() {
 		if l.ID == id {
