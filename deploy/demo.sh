@@ -24,6 +24,9 @@ echo
 args=(run --config deploy/garage-example.yaml --data "$data" --listen "127.0.0.1:$port"
       --operator-tokens "demo:$token" --traffic "$rate" --dwell 45s --travel 800ms)
 if [ -n "${DEMO_SECONDS:-}" ]; then
-  exec timeout --signal=INT "$DEMO_SECONDS" bin/gatehouse-edge "${args[@]}" || [ $? -eq 124 ]
+  rc=0
+  timeout --signal=INT "$DEMO_SECONDS" bin/gatehouse-edge "${args[@]}" || rc=$?
+  [ "$rc" -eq 124 ] && rc=0 # stopped by the timer, as asked
+  exit "$rc"
 fi
 exec bin/gatehouse-edge "${args[@]}"
