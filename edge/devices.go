@@ -107,3 +107,53 @@ const (
 	AlertUnknownExit    = "exit.no_session"
 	AlertPassWithoutArm = "lane.pass_without_credential"
 )
+
+// Driver is a running device adapter: one Modbus port, serial line, MQTT subscription
+// or camera endpoint, serving one or more devices of the facility. It reports what it
+// sees to the Sink it was built with (loops as LoopChanged, arm positions as
+// ArmPosition, spot sensors as SpotChanged with Code the spot id, plate reads as
+// PlateRead, and every change of a device's health as DeviceHealth).
+type Driver interface {
+	// Run serves until ctx is done. A lost connection is not an error: the driver
+	// reconnects with backoff and reports the devices unhealthy meanwhile.
+	Run(ctx context.Context) error
+	// Status reports the health of each device the driver serves.
+	Status() []DeviceStatus
+}
+
+// DeviceStatus is one device's health as its driver sees it.
+type DeviceStatus struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Protocol    string    `json:"protocol"`
+	Address     string    `json:"address,omitempty"`
+	Healthy     bool      `json:"healthy"`
+	LastContact time.Time `json:"last_contact,omitzero"`
+	// Detail says what is wrong when the device is not healthy.
+	Detail string `json:"detail,omitempty"`
+	// Counters are the driver's error and traffic counters for this device, e.g.
+	// requests, timeouts, malformed, reconnects.
+	Counters map[string]uint64 `json:"counters,omitempty"`
+}
+
+// SpotOfSensor maps each spot sensor's device id to the spot it watches.
+func (f *Facility) SpotOfSensor() map[string]string {
+	out := map[string]string{}
+	for _, z := range f.Zones {
+		for _, s := range z.Spots {
+			if s.Sensor != "" {
+				out[s.Sensor] = s.ID
+			}
+		}
+	}
+	return out
+}
+
+// DevicesByProtocol groups the facility's devices by protocol.
+func (f *Facility) DevicesByProtocol() map[string][]Device {
+	out := map[string][]Device{}
+	for _, d := range f.Devices {
+		out[d.Protocol] = append(out[d.Protocol], d)
+	}
+	return out
+}
