@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/gofiber/fiber/v2"
 	"io"
 	"net/http"
 	"os"
@@ -652,5 +653,44 @@ func TestKiosk(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `href="/kiosk/in"`) || !strings.Contains(string(body), `href="/kiosk/out"`) {
 			t.Errorf("GET %s = %d; want 200 listing both lanes", path, resp.StatusCode)
 		}
+	}
+}
+
+func TestDevices(t *testing.T) {
+	seen := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, func(cfg *httpapi.Config) {
+		cfg.Devices = func() []edge.DeviceStatus {
+			return []edge.DeviceStatus{
+				{ID: "in-bar", Kind: "barrier", Protocol: "modbus_tcp", Healthy: false, Detail: "timeout", Counters: map[string]uint64{"timeouts": 3}},
+				{ID: "cam-1", Kind: "camera", Protocol: "http_push", Healthy: true, LastContact: seen},
+			}
+		}
+	})
+	var got httpapi.DevicesResponse
+	e.get("/v1/devices", &got)
+	if len(got.Devices) != 2 || got.Devices[0].ID != "cam-1" || got.Devices[1].Healthy || got.Devices[1].Counters["timeouts"] != 3 || !got.Devices[0].LastContact.Equal(seen) {
+		t.Fatalf("devices = %+v; want cam-1 then an unhealthy in-bar with its counters", got.Devices)
+	}
+	// With no drivers the list is empty, not null.
+	_, body := newEnv(t).do("GET", "/v1/devices", "")
+	if !strings.Contains(string(body), `"devices":[]`) {
+		t.Fatalf("devices without drivers = %s", body)
+	}
+}
+
+func TestMountedRoutesTakeLargeBodies(t *testing.T) {
+	e := newEnv(t, func(cfg *httpapi.Config) {
+		cfg.Mount = func(app *fiber.App) {
+			app.Post("/camera/json/:device", func(c *fiber.Ctx) error { return c.SendString(fmt.Sprint(len(c.Body()))) })
+		}
+	})
+	big := strings.Repeat("x", 1<<20)
+	resp, body := e.do("POST", "/camera/json/cam", big)
+	if resp.StatusCode != 200 || string(body) != fmt.Sprint(len(big)) {
+		t.Fatalf("mounted route with 1 MiB = %d %s", resp.StatusCode, body)
+	}
+	resp, _ = e.do("POST", "/v1/lanes/in/open", `{"reason":"`+big+`"}`, operator(aliceToken)...)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("API route with 1 MiB = %d; want 413", resp.StatusCode)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-parking/gatehouse/edge"
@@ -71,12 +73,19 @@ type Config struct {
 	// Ready reports whether the controller is ready for traffic (/readyz); nil means
 	// always ready.
 	Ready func() error
+	// Devices reports every device's health for GET /v1/devices; nil reports none.
+	Devices func() []edge.DeviceStatus
+	// Mount, if set, adds routes of device adapters (camera pushes) to the app. Those
+	// routes may take bodies up to MaxPushBody; /v1 keeps BodyLimit.
+	Mount func(app *fiber.App)
 }
 
 // Limits and timeouts of the app.
 const (
-	// BodyLimit is the largest request body accepted; larger bodies get 413.
+	// BodyLimit is the largest request body the API accepts; larger bodies get 413.
 	BodyLimit = 64 << 10
+	// MaxPushBody is the largest body any route accepts: camera pushes with images.
+	MaxPushBody = 8 << 20
 	// DefaultLimit and MaxLimit bound the list endpoints (?limit=).
 	DefaultLimit = 100
 	MaxLimit     = 1000
@@ -94,6 +103,29 @@ type api struct {
 	ready   func() error
 	metrics *metrics
 	kiosk   *kiosk
+	devices func() []edge.DeviceStatus
+}
+
+// limitBody keeps API bodies to BodyLimit although the app takes camera pushes.
+func (a *api) limitBody(c *fiber.Ctx) error {
+	if len(c.Body()) > BodyLimit {
+		return fiber.ErrRequestEntityTooLarge
+	}
+	return c.Next()
+}
+
+// DevicesResponse is the body of GET /v1/devices.
+type DevicesResponse struct {
+	Devices []edge.DeviceStatus `json:"devices"`
+}
+
+func (a *api) deviceList(c *fiber.Ctx) error {
+	ds := a.devices()
+	if ds == nil {
+		ds = []edge.DeviceStatus{}
+	}
+	slices.SortFunc(ds, func(x, y edge.DeviceStatus) int { return strings.Compare(x.ID, y.ID) })
+	return c.JSON(DevicesResponse{Devices: ds})
 }
 
 // New returns the Fiber app serving the edge API, the kiosk pages, the metrics and the
@@ -103,7 +135,10 @@ func New(cfg Config) *fiber.App {
 	if cfg.Garage == nil || cfg.Store == nil {
 		panic("httpapi: New needs a Garage and a Store")
 	}
-	a := &api{g: cfg.Garage, store: cfg.Store, log: cfg.Logger, ready: cfg.Ready, tokens: map[string]string{}}
+	a := &api{g: cfg.Garage, store: cfg.Store, log: cfg.Logger, ready: cfg.Ready, devices: cfg.Devices, tokens: map[string]string{}}
+	if a.devices == nil {
+		a.devices = func() []edge.DeviceStatus { return nil }
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -124,8 +159,9 @@ func New(cfg Config) *fiber.App {
 	a.kiosk = newKiosk()
 
 	app := fiber.New(fiber.Config{
-		AppName:               "gatehouse-edge",
-		BodyLimit:             BodyLimit,
+		AppName:   "gatehouse-edge",
+		BodyLimit: MaxPushBody, // /v1 checks BodyLimit itself
+
 		Immutable:             true, // params and bodies reach the garage, which keeps them
 		DisableStartupMessage: true,
 		ErrorHandler:          a.errorHandler,
@@ -141,20 +177,24 @@ func New(cfg Config) *fiber.App {
 
 	v1 := app.Group("/v1")
 	v1.Get("/occupancy", a.occupancy)
+	v1.Get("/devices", a.deviceList)
 	v1.Get("/lanes", a.lanes)
 	v1.Get("/lanes/:id", a.lane)
 	v1.Get("/lanes/:id/display", a.display)
 	v1.Get("/sessions", a.sessions)
 	v1.Get("/events", a.events)
 	v1.Get("/alerts", a.alerts)
-	v1.Post("/lanes/:id/open", a.operator, a.openLane)
-	v1.Post("/lanes/:id/pay", a.operator, a.payAtLane)
-	v1.Post("/sessions/:id/payments", a.operator, a.paySession)
-	v1.Post("/zones/:id/count", a.operator, a.resetCount)
+	v1.Post("/lanes/:id/open", a.limitBody, a.operator, a.openLane)
+	v1.Post("/lanes/:id/pay", a.limitBody, a.operator, a.payAtLane)
+	v1.Post("/sessions/:id/payments", a.limitBody, a.operator, a.paySession)
+	v1.Post("/zones/:id/count", a.limitBody, a.operator, a.resetCount)
 	v1.Get("/backup", a.operator, a.backup)
 
 	app.Get("/kiosk", a.kioskIndex) // also /kiosk/: routing is not strict
 	app.Get("/kiosk/:lane", a.kioskLane)
+	if cfg.Mount != nil {
+		cfg.Mount(app)
+	}
 	return app
 }
 
