@@ -622,3 +622,20 @@ func TestLoadMissing(t *testing.T) {
 		t.Errorf("Load(missing) = %v; want fs.ErrNotExist", err)
 	}
 }
+
+func TestExpand(t *testing.T) {
+	env := map[string]string{"PORT": "5020", "EMPTY": ""}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct{ in, want string }{
+		{"address: 127.0.0.1:${PORT}", "address: 127.0.0.1:5020"},
+		{"address: ${HOST:-127.0.0.1}:${PORT:-502}", "address: 127.0.0.1:5020"},
+		{"path: ${EMPTY:-/dev/ttyS0}", "path: /dev/ttyS0"},
+		{"path: ${MISSING}", "path: "},
+		{"price: $5 and ${ not a ref", "price: $5 and ${ not a ref"},
+	}
+	for _, tt := range tests {
+		if got := string(Expand([]byte(tt.in), getenv)); got != tt.want {
+			t.Errorf("Expand(%q) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -16,12 +16,34 @@ import (
 
 // Load reads the facility file at path; see Parse. An unreadable file is
 // reported as the error from os.ReadFile, wrapped, not as *Problems.
+//
+// Before parsing, ${NAME} and ${NAME:-default} are replaced by the environment
+// variable NAME (or default when NAME is unset or empty), so that one file can serve
+// several machines: device addresses, ports and paths. A $ not followed by { is kept.
 func Load(path string) (*edge.Facility, error) {
+	return LoadEnv(path, os.Getenv)
+}
+
+// LoadEnv is Load with the environment given as getenv.
+func LoadEnv(path string, getenv func(string) string) (*edge.Facility, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	return Parse(path, Expand(data, getenv))
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// Expand replaces ${NAME} and ${NAME:-default} in data with values from getenv.
+func Expand(data []byte, getenv func(string) string) []byte {
+	return envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		if v := getenv(string(sub[1])); v != "" {
+			return []byte(v)
+		}
+		return sub[3]
+	})
 }
 
 // Parse decodes a facility file, applies the defaults, expands spot ranges
