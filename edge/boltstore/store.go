@@ -29,6 +29,7 @@ var (
 	bucketOutbox = []byte("outbox")
 	keyLastSeq   = []byte("last_seq")
 	keyFacility  = []byte("facility")
+	keyCursor    = []byte("uplink_cursor")
 )
 
 // Errors.
@@ -46,9 +47,10 @@ const MaxBatch = 1024
 
 // Store is a BoltDB-backed edge.Store.
 type Store struct {
-	db   *bolt.DB
-	wake chan struct{} // a signal that the queue is not empty
-	done chan struct{}
+	db        *bolt.DB
+	wake      chan struct{} // a signal that the queue is not empty
+	done      chan struct{}
+	committed chan struct{} // a signal that events were written
 
 	mu     sync.Mutex
 	queue  []*request // submitted, not yet taken by the writer; never blocks Submit
@@ -99,7 +101,7 @@ func Open(path, facility string, opt *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Store{db: db, wake: make(chan struct{}, 1), done: make(chan struct{}), committed: make(chan struct{}, 1)}
 	if opt.ReadOnly {
 		s.closed = true // no writer
 		close(s.done)
@@ -212,7 +214,40 @@ func (s *Store) writer() {
 			r.err = err
 			close(r.done)
 		}
+		if err == nil {
+			select {
+			case s.committed <- struct{}{}:
+			default:
+			}
+		}
 	}
+}
+
+// Committed signals (without blocking the writer, so signals coalesce) that events
+// were written: the uplink publisher waits on it.
+func (s *Store) Committed() <-chan struct{} { return s.committed }
+
+// Cursor returns the uplink cursor: the highest seq the hub has acknowledged.
+func (s *Store) Cursor() (uint64, error) {
+	var c uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyCursor); v != nil {
+			c = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return c, err
+}
+
+// SetCursor records the uplink cursor. It is a small write of its own, outside the
+// group commit: losing the last one in a crash only makes the uplink send again
+// events the hub drops as duplicates.
+func (s *Store) SetCursor(seq uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], seq)
+		return tx.Bucket(bucketMeta).Put(keyCursor, b[:])
+	})
 }
 
 func write(tx *bolt.Tx, b *edge.Batch) error {

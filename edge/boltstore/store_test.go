@@ -170,3 +170,28 @@ func TestClosedStoreRefuses(t *testing.T) {
 		t.Fatalf("err = %v; want ErrClosed", err)
 	}
 }
+
+func TestCursorAndCommitSignal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "g.db")
+	s := mustOpen(t, path)
+	if c, err := s.Cursor(); err != nil || c != 0 {
+		t.Fatalf("Cursor() = %d, %v; want 0", c, err)
+	}
+	if err := s.Submit(batch(1, 2, 3)).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Committed():
+	default:
+		t.Fatal("no commit signal after a write")
+	}
+	if err := s.SetCursor(2); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = mustOpen(t, path)
+	defer s.Close()
+	if c, err := s.Cursor(); err != nil || c != 2 {
+		t.Fatalf("Cursor() after reopen = %d, %v; want 2", c, err)
+	}
+}
