@@ -375,6 +375,8 @@ func setPayload(ev *gh.Envelope, p any) {
 		ev.Type, ev.Payload = "lane.status.changed", &gh.Envelope_LaneStatusChanged{LaneStatusChanged: x}
 	case *gh.CredentialUsed:
 		ev.Type, ev.Payload = "credential.used", &gh.Envelope_CredentialUsed{CredentialUsed: x}
+	case *gh.CredentialsReplaced:
+		ev.Type, ev.Payload = "credentials.replaced", &gh.Envelope_CredentialsReplaced{CredentialsReplaced: x}
 	default:
 		panic(fmt.Sprintf("edge: unknown event payload %T", p))
 	}

@@ -324,3 +324,35 @@ func (t *txn) deviceHealth(ev DeviceEvent) {
 		t.recover(r.lane)
 	}
 }
+
+// ApplyCredentials applies a downlink document from the cloud: the whole list of
+// permits, reservations or blocked plates, as of its version. A version that is not
+// newer than the one held is ignored and reported as not applied, so that redelivery
+// is harmless.
+func (g *Garage) ApplyCredentials(ctx context.Context, doc *gh.CredentialsReplaced) (bool, error) {
+	switch doc.GetKind() {
+	case "permits", "reservations", "blocklist":
+	default:
+		return false, Errorf(EINVALID, "unknown document kind %q", doc.GetKind())
+	}
+	applied := false
+	p, err := g.step(g.now(), func(t *txn) error {
+		if doc.Version <= g.st.Versions[doc.Kind] {
+			return nil
+		}
+		applied = true
+		t.emit("", doc)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return applied, wait(ctx, p)
+}
+
+// DocumentVersion returns the version of the downlink document of kind held.
+func (g *Garage) DocumentVersion(kind string) uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.st.Versions[kind]
+}

@@ -133,6 +133,10 @@ type State struct {
 	Spots        map[string]*SpotState
 	Lanes        map[string]*LaneStatus
 	Alerts       map[string]*Alert
+	Blocklist    []BlockEntry
+	// Versions holds the version of each downlink document applied, by kind. Once a
+	// kind has arrived from the cloud, the config file's list of that kind is ignored.
+	Versions map[string]uint64
 
 	byTicket  map[string]string // ticket -> open session id
 	byCard    map[string]string // permit card -> permit id
@@ -159,6 +163,8 @@ func NewState(f *Facility) *State {
 		Spots:        map[string]*SpotState{},
 		Lanes:        map[string]*LaneStatus{},
 		Alerts:       map[string]*Alert{},
+		Blocklist:    append([]BlockEntry(nil), f.Blocklist...),
+		Versions:     map[string]uint64{},
 		byTicket:     map[string]string{},
 		byCard:       map[string]string{},
 		byCode:       map[string]string{},
@@ -184,14 +190,6 @@ func NewState(f *Facility) *State {
 	for _, r := range f.Reservations {
 		s.Reservations[r.ID] = &ReservationState{Reservation: r}
 	}
-	for _, b := range f.Blocklist {
-		if b.Plate != "" {
-			s.blocked.Add(b.Plate, b.Reason)
-		}
-		if b.Card != "" {
-			s.blockCard[b.Card] = b.Reason
-		}
-	}
 	s.reindex()
 	return s
 }
@@ -202,7 +200,16 @@ func NewState(f *Facility) *State {
 func Restore(f *Facility, snap *Snapshot) (*State, error) {
 	s := NewState(f)
 	s.Seq = snap.LastSeq
+	// Downlink documents first: they say which of the config's lists still count.
+	for key, val := range snap.Records[BucketDownlink] {
+		if err := s.restoreDownlink(key, val); err != nil {
+			return nil, fmt.Errorf("restore %s/%s: %w", BucketDownlink, key, err)
+		}
+	}
 	for bucket, recs := range snap.Records {
+		if bucket == BucketDownlink {
+			continue
+		}
 		for key, val := range recs {
 			if err := s.restoreRecord(bucket, val); err != nil {
 				return nil, fmt.Errorf("restore %s/%s: %w", bucket, key, err)
@@ -212,6 +219,27 @@ func Restore(f *Facility, snap *Snapshot) (*State, error) {
 	s.reindex()
 	s.dirty = map[string]map[string]bool{}
 	return s, nil
+}
+
+func (s *State) restoreDownlink(key string, val []byte) error {
+	switch {
+	case key == "blocklist":
+		return json.Unmarshal(val, &s.Blocklist)
+	case strings.HasPrefix(key, "version/"):
+		var v uint64
+		if err := json.Unmarshal(val, &v); err != nil {
+			return err
+		}
+		kind := strings.TrimPrefix(key, "version/")
+		s.Versions[kind] = v
+		switch kind { // the cloud's list replaced the config's
+		case "permits":
+			s.Permits = map[string]*PermitState{}
+		case "reservations":
+			s.Reservations = map[string]*ReservationState{}
+		}
+	}
+	return nil
 }
 
 func (s *State) restoreRecord(bucket string, val []byte) error {
@@ -277,6 +305,15 @@ func (s *State) restoreRecord(bucket string, val []byte) error {
 }
 
 func (s *State) reindex() {
+	s.blocked, s.blockCard = plate.NewIndex(), map[string]string{}
+	for _, b := range s.Blocklist {
+		if b.Plate != "" {
+			s.blocked.Add(b.Plate, b.Reason)
+		}
+		if b.Card != "" {
+			s.blockCard[b.Card] = b.Reason
+		}
+	}
 	s.byTicket = map[string]string{}
 	s.sessPlate = plate.NewIndex()
 	for _, x := range s.Sessions {
@@ -455,12 +492,72 @@ func (s *State) Apply(ev *gh.Envelope) error {
 			delete(s.Alerts, key)
 		}
 		s.touch(BucketAlerts, key)
+	case *gh.Envelope_CredentialsReplaced:
+		if err := s.replaceCredentials(p.CredentialsReplaced); err != nil {
+			return fmt.Errorf("apply %s: %w", ev.Type, err)
+		}
 	case *gh.Envelope_GateDecision, *gh.Envelope_GateOpened, *gh.Envelope_GateClosed, *gh.Envelope_GateManualOpen:
 		// Audit only.
 	default:
 		return fmt.Errorf("apply: unknown event type %q", ev.Type)
 	}
 	s.Seq = ev.GetSeq()
+	return nil
+}
+
+// replaceCredentials swaps in a downlink document's list. Use of permits and
+// reservations that stay (cars inside, bookings used) is kept.
+func (s *State) replaceCredentials(x *gh.CredentialsReplaced) error {
+	if x.Version <= s.Versions[x.Kind] {
+		return fmt.Errorf("%s version %d does not follow %d", x.Kind, x.Version, s.Versions[x.Kind])
+	}
+	switch x.Kind {
+	case "permits":
+		old := s.Permits
+		s.Permits = map[string]*PermitState{}
+		for _, p := range x.Permits {
+			ps := &PermitState{Permit: Permit{ID: p.Id, Holder: p.Holder, Plates: p.Plates, Cards: p.Cards, Zones: p.Zones,
+				From: p.From.AsTime(), Until: p.Until.AsTime(), MaxInside: max(1, int(p.MaxInside))}}
+			if o, ok := old[p.Id]; ok {
+				ps.Inside = o.Inside
+			}
+			s.Permits[p.Id] = ps
+			s.touch(BucketPermits, p.Id)
+		}
+		for id := range old {
+			if _, ok := s.Permits[id]; !ok {
+				s.touch(BucketPermits, id)
+			}
+		}
+	case "reservations":
+		old := s.Reservations
+		s.Reservations = map[string]*ReservationState{}
+		for _, r := range x.Reservations {
+			rs := &ReservationState{Reservation: Reservation{ID: r.Id, Plate: r.Plate, Code: r.Code, Zone: r.Zone,
+				From: r.From.AsTime(), Until: r.Until.AsTime(), Grace: Duration(time.Duration(r.GraceSeconds) * time.Second), Prepaid: r.Prepaid}}
+			if o, ok := old[r.Id]; ok {
+				rs.Used = o.Used
+			}
+			s.Reservations[r.Id] = rs
+			s.touch(BucketReservations, r.Id)
+		}
+		for id := range old {
+			if _, ok := s.Reservations[id]; !ok {
+				s.touch(BucketReservations, id)
+			}
+		}
+	case "blocklist":
+		s.Blocklist = nil
+		for _, b := range x.Blocklist {
+			s.Blocklist = append(s.Blocklist, BlockEntry{Plate: b.Plate, Card: b.Card, Reason: b.Reason})
+		}
+		s.touch(BucketDownlink, "blocklist")
+	default:
+		return fmt.Errorf("unknown kind %q", x.Kind)
+	}
+	s.Versions[x.Kind] = x.Version
+	s.touch(BucketDownlink, "version/"+x.Kind)
+	s.reindex()
 	return nil
 }
 
@@ -509,9 +606,17 @@ func (s *State) record(bucket, key string) []Record {
 			return []Record{{Bucket: BucketSessions, Key: key}}
 		}
 	case BucketPermits:
-		v = s.Permits[key]
+		p, ok := s.Permits[key]
+		if !ok {
+			return []Record{{Bucket: bucket, Key: key}}
+		}
+		v = p
 	case BucketReservations:
-		v = s.Reservations[key]
+		r, ok := s.Reservations[key]
+		if !ok {
+			return []Record{{Bucket: bucket, Key: key}}
+		}
+		v = r
 	case BucketSpots:
 		v = s.Spots[key]
 	case BucketLanes:
@@ -522,6 +627,12 @@ func (s *State) record(bucket, key string) []Record {
 			return []Record{{Bucket: bucket, Key: key}}
 		}
 		v = a
+	case BucketDownlink:
+		if key == "blocklist" {
+			v = s.Blocklist
+		} else {
+			v = s.Versions[strings.TrimPrefix(key, "version/")]
+		}
 	}
 	return []Record{{Bucket: bucket, Key: key, Value: mustJSON(v)}}
 }
@@ -571,5 +682,7 @@ func Diff(a, b *State) []string {
 	cmp("spots", a.Spots, b.Spots)
 	cmp("lanes", a.Lanes, b.Lanes)
 	cmp("alerts", a.Alerts, b.Alerts)
+	cmp("blocklist", a.Blocklist, b.Blocklist)
+	cmp("versions", a.Versions, b.Versions)
 	return out
 }

@@ -53,12 +53,13 @@ const (
 	BucketSpots        = "spots"
 	BucketLanes        = "lanes"
 	BucketAlerts       = "alerts"
+	BucketDownlink     = "downlink" // document versions and the block list from the cloud
 )
 
 // StateBuckets lists every bucket of state records, for stores that create them.
 var StateBuckets = []string{
 	BucketZones, BucketSessions, BucketClosed, BucketPermits,
-	BucketReservations, BucketSpots, BucketLanes, BucketAlerts,
+	BucketReservations, BucketSpots, BucketLanes, BucketAlerts, BucketDownlink,
 }
 
 // donePending is a Pending that has already finished.

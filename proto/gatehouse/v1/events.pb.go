@@ -177,6 +177,7 @@ type Envelope struct {
 	//	*Envelope_OccupancyReset
 	//	*Envelope_LaneStatusChanged
 	//	*Envelope_CredentialUsed
+	//	*Envelope_CredentialsReplaced
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -387,6 +388,15 @@ func (x *Envelope) GetCredentialUsed() *CredentialUsed {
 	return nil
 }
 
+func (x *Envelope) GetCredentialsReplaced() *CredentialsReplaced {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_CredentialsReplaced); ok {
+			return x.CredentialsReplaced
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -447,6 +457,10 @@ type Envelope_CredentialUsed struct {
 	CredentialUsed *CredentialUsed `protobuf:"bytes,23,opt,name=credential_used,json=credentialUsed,proto3,oneof"`
 }
 
+type Envelope_CredentialsReplaced struct {
+	CredentialsReplaced *CredentialsReplaced `protobuf:"bytes,24,opt,name=credentials_replaced,json=credentialsReplaced,proto3,oneof"`
+}
+
 func (*Envelope_SessionStarted) isEnvelope_Payload() {}
 
 func (*Envelope_SessionEnded) isEnvelope_Payload() {}
@@ -474,6 +488,8 @@ func (*Envelope_OccupancyReset) isEnvelope_Payload() {}
 func (*Envelope_LaneStatusChanged) isEnvelope_Payload() {}
 
 func (*Envelope_CredentialUsed) isEnvelope_Payload() {}
+
+func (*Envelope_CredentialsReplaced) isEnvelope_Payload() {}
 
 // Credential is what was presented, as the lane resolved it.
 type Credential struct {
@@ -1578,11 +1594,356 @@ func (x *CredentialUsed) GetInside() int32 {
 	return 0
 }
 
+// CredentialsReplaced ("credentials.replaced") records a downlink document applied at
+// the garage: the whole list of one kind of credential, at a version that only goes
+// forward. The same message is the body of the downlink document on
+// gh.fac.<facility>.down.<kind>.
+type CredentialsReplaced struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind: "permits", "reservations" or "blocklist".
+	Kind          string         `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Version       uint64         `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Permits       []*Permit      `protobuf:"bytes,3,rep,name=permits,proto3" json:"permits,omitempty"`
+	Reservations  []*Reservation `protobuf:"bytes,4,rep,name=reservations,proto3" json:"reservations,omitempty"`
+	Blocklist     []*BlockEntry  `protobuf:"bytes,5,rep,name=blocklist,proto3" json:"blocklist,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CredentialsReplaced) Reset() {
+	*x = CredentialsReplaced{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CredentialsReplaced) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CredentialsReplaced) ProtoMessage() {}
+
+func (x *CredentialsReplaced) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CredentialsReplaced.ProtoReflect.Descriptor instead.
+func (*CredentialsReplaced) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CredentialsReplaced) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *CredentialsReplaced) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CredentialsReplaced) GetPermits() []*Permit {
+	if x != nil {
+		return x.Permits
+	}
+	return nil
+}
+
+func (x *CredentialsReplaced) GetReservations() []*Reservation {
+	if x != nil {
+		return x.Reservations
+	}
+	return nil
+}
+
+func (x *CredentialsReplaced) GetBlocklist() []*BlockEntry {
+	if x != nil {
+		return x.Blocklist
+	}
+	return nil
+}
+
+// Permit is a right to park for a period, for one or more plates or cards.
+type Permit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Holder        string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	Plates        []string               `protobuf:"bytes,3,rep,name=plates,proto3" json:"plates,omitempty"`
+	Cards         []string               `protobuf:"bytes,4,rep,name=cards,proto3" json:"cards,omitempty"`
+	Zones         []string               `protobuf:"bytes,5,rep,name=zones,proto3" json:"zones,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=from,proto3" json:"from,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=until,proto3" json:"until,omitempty"`
+	MaxInside     int32                  `protobuf:"varint,8,opt,name=max_inside,json=maxInside,proto3" json:"max_inside,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Permit) Reset() {
+	*x = Permit{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Permit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Permit) ProtoMessage() {}
+
+func (x *Permit) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Permit.ProtoReflect.Descriptor instead.
+func (*Permit) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Permit) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Permit) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *Permit) GetPlates() []string {
+	if x != nil {
+		return x.Plates
+	}
+	return nil
+}
+
+func (x *Permit) GetCards() []string {
+	if x != nil {
+		return x.Cards
+	}
+	return nil
+}
+
+func (x *Permit) GetZones() []string {
+	if x != nil {
+		return x.Zones
+	}
+	return nil
+}
+
+func (x *Permit) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *Permit) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *Permit) GetMaxInside() int32 {
+	if x != nil {
+		return x.MaxInside
+	}
+	return 0
+}
+
+// Reservation is a booked stay, entered by plate or QR code.
+type Reservation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Plate         string                 `protobuf:"bytes,2,opt,name=plate,proto3" json:"plate,omitempty"`
+	Code          string                 `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	Zone          string                 `protobuf:"bytes,4,opt,name=zone,proto3" json:"zone,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
+	GraceSeconds  int64                  `protobuf:"varint,7,opt,name=grace_seconds,json=graceSeconds,proto3" json:"grace_seconds,omitempty"`
+	Prepaid       bool                   `protobuf:"varint,8,opt,name=prepaid,proto3" json:"prepaid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reservation) Reset() {
+	*x = Reservation{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reservation) ProtoMessage() {}
+
+func (x *Reservation) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
+func (*Reservation) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Reservation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Reservation) GetPlate() string {
+	if x != nil {
+		return x.Plate
+	}
+	return ""
+}
+
+func (x *Reservation) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Reservation) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+func (x *Reservation) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *Reservation) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *Reservation) GetGraceSeconds() int64 {
+	if x != nil {
+		return x.GraceSeconds
+	}
+	return 0
+}
+
+func (x *Reservation) GetPrepaid() bool {
+	if x != nil {
+		return x.Prepaid
+	}
+	return false
+}
+
+// BlockEntry refuses a plate or a card at every lane.
+type BlockEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plate         string                 `protobuf:"bytes,1,opt,name=plate,proto3" json:"plate,omitempty"`
+	Card          string                 `protobuf:"bytes,2,opt,name=card,proto3" json:"card,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockEntry) Reset() {
+	*x = BlockEntry{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockEntry) ProtoMessage() {}
+
+func (x *BlockEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockEntry.ProtoReflect.Descriptor instead.
+func (*BlockEntry) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *BlockEntry) GetPlate() string {
+	if x != nil {
+		return x.Plate
+	}
+	return ""
+}
+
+func (x *BlockEntry) GetCard() string {
+	if x != nil {
+		return x.Card
+	}
+	return ""
+}
+
+func (x *BlockEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_gatehouse_v1_events_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x19gatehouse/v1/events.proto\x12\fgatehouse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\t\n" +
+	"\x19gatehouse/v1/events.proto\x12\fgatehouse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\n" +
+	"\n" +
 	"\bEnvelope\x12\x1f\n" +
 	"\vfacility_id\x18\x01 \x01(\tR\n" +
 	"facilityId\x12\x10\n" +
@@ -1608,7 +1969,8 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\x11occupancy_changed\x18\x14 \x01(\v2\x1e.gatehouse.v1.OccupancyChangedH\x00R\x10occupancyChanged\x12G\n" +
 	"\x0foccupancy_reset\x18\x15 \x01(\v2\x1c.gatehouse.v1.OccupancyResetH\x00R\x0eoccupancyReset\x12Q\n" +
 	"\x13lane_status_changed\x18\x16 \x01(\v2\x1f.gatehouse.v1.LaneStatusChangedH\x00R\x11laneStatusChanged\x12G\n" +
-	"\x0fcredential_used\x18\x17 \x01(\v2\x1c.gatehouse.v1.CredentialUsedH\x00R\x0ecredentialUsedB\t\n" +
+	"\x0fcredential_used\x18\x17 \x01(\v2\x1c.gatehouse.v1.CredentialUsedH\x00R\x0ecredentialUsed\x12V\n" +
+	"\x14credentials_replaced\x18\x18 \x01(\v2!.gatehouse.v1.CredentialsReplacedH\x00R\x13credentialsReplacedB\t\n" +
 	"\apayload\"\xb8\x01\n" +
 	"\n" +
 	"Credential\x120\n" +
@@ -1709,7 +2071,37 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\x0eCredentialUsed\x12\x1b\n" +
 	"\tpermit_id\x18\x01 \x01(\tR\bpermitId\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\tR\rreservationId\x12\x16\n" +
-	"\x06inside\x18\x03 \x01(\x05R\x06inside*\xe0\x01\n" +
+	"\x06inside\x18\x03 \x01(\x05R\x06inside\"\xea\x01\n" +
+	"\x13CredentialsReplaced\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12.\n" +
+	"\apermits\x18\x03 \x03(\v2\x14.gatehouse.v1.PermitR\apermits\x12=\n" +
+	"\freservations\x18\x04 \x03(\v2\x19.gatehouse.v1.ReservationR\freservations\x126\n" +
+	"\tblocklist\x18\x05 \x03(\v2\x18.gatehouse.v1.BlockEntryR\tblocklist\"\xf5\x01\n" +
+	"\x06Permit\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holder\x12\x16\n" +
+	"\x06plates\x18\x03 \x03(\tR\x06plates\x12\x14\n" +
+	"\x05cards\x18\x04 \x03(\tR\x05cards\x12\x14\n" +
+	"\x05zones\x18\x05 \x03(\tR\x05zones\x12.\n" +
+	"\x04from\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x120\n" +
+	"\x05until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1d\n" +
+	"\n" +
+	"max_inside\x18\b \x01(\x05R\tmaxInside\"\xfc\x01\n" +
+	"\vReservation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05plate\x18\x02 \x01(\tR\x05plate\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12\x12\n" +
+	"\x04zone\x18\x04 \x01(\tR\x04zone\x12.\n" +
+	"\x04from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x120\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12#\n" +
+	"\rgrace_seconds\x18\a \x01(\x03R\fgraceSeconds\x12\x18\n" +
+	"\aprepaid\x18\b \x01(\bR\aprepaid\"N\n" +
+	"\n" +
+	"BlockEntry\x12\x14\n" +
+	"\x05plate\x18\x01 \x01(\tR\x05plate\x12\x12\n" +
+	"\x04card\x18\x02 \x01(\tR\x04card\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*\xe0\x01\n" +
 	"\x0eCredentialKind\x12\x1f\n" +
 	"\x1bCREDENTIAL_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CREDENTIAL_KIND_PLATE\x10\x01\x12\x1a\n" +
@@ -1738,7 +2130,7 @@ func file_gatehouse_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gatehouse_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_gatehouse_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_gatehouse_v1_events_proto_goTypes = []any{
 	(CredentialKind)(0),           // 0: gatehouse.v1.CredentialKind
 	(Right)(0),                    // 1: gatehouse.v1.Right
@@ -1758,10 +2150,14 @@ var file_gatehouse_v1_events_proto_goTypes = []any{
 	(*OccupancyReset)(nil),        // 15: gatehouse.v1.OccupancyReset
 	(*LaneStatusChanged)(nil),     // 16: gatehouse.v1.LaneStatusChanged
 	(*CredentialUsed)(nil),        // 17: gatehouse.v1.CredentialUsed
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*CredentialsReplaced)(nil),   // 18: gatehouse.v1.CredentialsReplaced
+	(*Permit)(nil),                // 19: gatehouse.v1.Permit
+	(*Reservation)(nil),           // 20: gatehouse.v1.Reservation
+	(*BlockEntry)(nil),            // 21: gatehouse.v1.BlockEntry
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_gatehouse_v1_events_proto_depIdxs = []int32{
-	18, // 0: gatehouse.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 0: gatehouse.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: gatehouse.v1.Envelope.session_started:type_name -> gatehouse.v1.SessionStarted
 	6,  // 2: gatehouse.v1.Envelope.session_ended:type_name -> gatehouse.v1.SessionEnded
 	5,  // 3: gatehouse.v1.Envelope.session_segment_started:type_name -> gatehouse.v1.SessionSegmentStarted
@@ -1776,18 +2172,26 @@ var file_gatehouse_v1_events_proto_depIdxs = []int32{
 	15, // 12: gatehouse.v1.Envelope.occupancy_reset:type_name -> gatehouse.v1.OccupancyReset
 	16, // 13: gatehouse.v1.Envelope.lane_status_changed:type_name -> gatehouse.v1.LaneStatusChanged
 	17, // 14: gatehouse.v1.Envelope.credential_used:type_name -> gatehouse.v1.CredentialUsed
-	0,  // 15: gatehouse.v1.Credential.kind:type_name -> gatehouse.v1.CredentialKind
-	3,  // 16: gatehouse.v1.SessionStarted.credential:type_name -> gatehouse.v1.Credential
-	1,  // 17: gatehouse.v1.SessionStarted.right:type_name -> gatehouse.v1.Right
-	1,  // 18: gatehouse.v1.SessionSegmentStarted.right:type_name -> gatehouse.v1.Right
-	18, // 19: gatehouse.v1.SessionSegmentStarted.start:type_name -> google.protobuf.Timestamp
-	3,  // 20: gatehouse.v1.SessionEnded.credential:type_name -> gatehouse.v1.Credential
-	3,  // 21: gatehouse.v1.GateDecision.credential:type_name -> gatehouse.v1.Credential
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	18, // 15: gatehouse.v1.Envelope.credentials_replaced:type_name -> gatehouse.v1.CredentialsReplaced
+	0,  // 16: gatehouse.v1.Credential.kind:type_name -> gatehouse.v1.CredentialKind
+	3,  // 17: gatehouse.v1.SessionStarted.credential:type_name -> gatehouse.v1.Credential
+	1,  // 18: gatehouse.v1.SessionStarted.right:type_name -> gatehouse.v1.Right
+	1,  // 19: gatehouse.v1.SessionSegmentStarted.right:type_name -> gatehouse.v1.Right
+	22, // 20: gatehouse.v1.SessionSegmentStarted.start:type_name -> google.protobuf.Timestamp
+	3,  // 21: gatehouse.v1.SessionEnded.credential:type_name -> gatehouse.v1.Credential
+	3,  // 22: gatehouse.v1.GateDecision.credential:type_name -> gatehouse.v1.Credential
+	19, // 23: gatehouse.v1.CredentialsReplaced.permits:type_name -> gatehouse.v1.Permit
+	20, // 24: gatehouse.v1.CredentialsReplaced.reservations:type_name -> gatehouse.v1.Reservation
+	21, // 25: gatehouse.v1.CredentialsReplaced.blocklist:type_name -> gatehouse.v1.BlockEntry
+	22, // 26: gatehouse.v1.Permit.from:type_name -> google.protobuf.Timestamp
+	22, // 27: gatehouse.v1.Permit.until:type_name -> google.protobuf.Timestamp
+	22, // 28: gatehouse.v1.Reservation.from:type_name -> google.protobuf.Timestamp
+	22, // 29: gatehouse.v1.Reservation.until:type_name -> google.protobuf.Timestamp
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_events_proto_init() }
@@ -1810,6 +2214,7 @@ func file_gatehouse_v1_events_proto_init() {
 		(*Envelope_OccupancyReset)(nil),
 		(*Envelope_LaneStatusChanged)(nil),
 		(*Envelope_CredentialUsed)(nil),
+		(*Envelope_CredentialsReplaced)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1817,7 +2222,7 @@ func file_gatehouse_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_events_proto_rawDesc), len(file_gatehouse_v1_events_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
