@@ -37,6 +37,10 @@ func startHub(tb testing.TB, dir string, port int) *server.Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	_, err = js.CreateOrUpdateStream(context.Background(), jetstream.StreamConfig{Name: natsync.DownStream, Subjects: []string{"gh.fac.*.down.>"}, MaxMsgsPerSubject: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return s
 }
 

@@ -1,0 +1,152 @@
+package natsync_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-parking/gatehouse/edge"
+	"github.com/gatehouse-parking/gatehouse/edge/natsync"
+	gh "github.com/gatehouse-parking/gatehouse/proto/gatehouse/v1"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+type fakeGarage struct {
+	mu       sync.Mutex
+	versions map[string]uint64
+	applied  []string
+	opened   []string
+}
+
+func (f *fakeGarage) ApplyCredentials(ctx context.Context, doc *gh.CredentialsReplaced) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if doc.Version <= f.versions[doc.Kind] {
+		return false, nil
+	}
+	f.versions[doc.Kind] = doc.Version
+	f.applied = append(f.applied, doc.Kind)
+	return true, nil
+}
+
+func (f *fakeGarage) OpenLane(ctx context.Context, lane, operator, reason string) error {
+	if lane != "entry-1" {
+		return edge.Errorf(edge.ENOTFOUND, "no lane %q", lane)
+	}
+	f.mu.Lock()
+	f.opened = append(f.opened, operator+"|"+reason)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeGarage) ResetCount(ctx context.Context, zone string, n int, operator, reason string) error {
+	return nil
+}
+
+func (f *fakeGarage) version(kind string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.versions[kind]
+}
+
+func publishDown(tb testing.TB, js jetstream.JetStream, facility, kind string, version uint64) {
+	tb.Helper()
+	b, _ := proto.Marshal(&gh.CredentialsReplaced{Kind: kind, Version: version})
+	if _, err := js.Publish(context.Background(), natsync.DownSubject(facility, kind), b); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestDownlinkCatchesUpAndFollows(t *testing.T) {
+	hub := startHub(t, t.TempDir(), -1)
+	defer hub.Shutdown()
+	nc, err := nats.Connect(hub.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	// Published while the garage was away: two versions of its permits, another
+	// garage's block list.
+	publishDown(t, js, "f1", "permits", 1)
+	publishDown(t, js, "f1", "permits", 2)
+	publishDown(t, js, "f1", "reservations", 7)
+	publishDown(t, js, "f2", "blocklist", 9)
+
+	g := &fakeGarage{versions: map[string]uint64{}}
+	d := &natsync.Downlink{Facility: "f1", Conn: nc, Garage: g}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the latest documents", func() bool { return g.version("permits") == 2 && g.version("reservations") == 7 })
+	if g.version("blocklist") != 0 {
+		t.Fatal("received another garage's document")
+	}
+	publishDown(t, js, "f1", "blocklist", 1)
+	waitFor(t, "a new document", func() bool { return g.version("blocklist") == 1 })
+	g.mu.Lock()
+	n := len(g.applied)
+	g.mu.Unlock()
+	if n != 3 { // permits v1 was superseded before the garage came back
+		t.Fatalf("applied %d documents; want 3", n)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	hub := startHub(t, t.TempDir(), -1)
+	defer hub.Shutdown()
+	nc, err := nats.Connect(hub.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	g := &fakeGarage{versions: map[string]uint64{}}
+	c := &natsync.Commands{Facility: "f1", Conn: nc, Garage: g}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(50 * time.Millisecond)
+
+	ask := func(verb, body string) natsync.Reply {
+		t.Helper()
+		m, err := nc.Request(natsync.CommandSubject("f1", verb), []byte(body), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r natsync.Reply
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	tests := []struct {
+		verb, body string
+		ok         bool
+		code       string
+	}{
+		{"open", `{"operator":"alice","reason":"intercom","lane":"entry-1"}`, true, ""},
+		{"open", `{"operator":"alice","reason":"x","lane":"nope"}`, false, edge.ENOTFOUND},
+		{"open", `{"reason":"x","lane":"entry-1"}`, false, edge.EINVALID},
+		{"open", `{broken`, false, edge.EINVALID},
+		{"open", `{"operator":"a","lane":"entry-1","sneaky":1}`, false, edge.EINVALID},
+		{"reset_count", `{"operator":"a","reason":"x","zone":"z"}`, false, edge.EINVALID},
+		{"reset_count", `{"operator":"a","reason":"x","zone":"z","occupied":3}`, true, ""},
+		{"resend", `{"from":5}`, false, edge.EUNAVAILABLE},
+		{"launch", `{"operator":"a"}`, false, edge.ENOTFOUND},
+	}
+	for _, tt := range tests {
+		r := ask(tt.verb, tt.body)
+		if r.OK != tt.ok || r.Code != tt.code {
+			t.Errorf("%s %s = %+v; want ok %v code %q", tt.verb, tt.body, r, tt.ok, tt.code)
+		}
+	}
+	if len(g.opened) != 1 || g.opened[0] != "cloud:alice|intercom" {
+		t.Fatalf("opened = %v; want the cloud operator recorded", g.opened)
+	}
+}
