@@ -16,6 +16,11 @@ type Barrier interface {
 }
 
 // Sink receives device events. *Garage implements it; device adapters are given one.
+//
+// Deliver may command a barrier (Raise or Lower) before it returns, so an adapter
+// must not call it from the goroutine that would carry that command, nor while
+// holding a lock the command needs: deliver from a goroutine of its own.
+// Devices are presumed healthy until a DeviceHealth event says otherwise.
 type Sink interface {
 	Deliver(ev DeviceEvent)
 }

@@ -272,12 +272,16 @@ func (g *Garage) run(cmds []command) {
 			g.log.Error("no driver for barrier", "lane", c.lane, "barrier", c.barrier)
 			continue
 		}
+		// A command that cannot be delivered within the barrier timeout is a failed
+		// command; the lane's timer retries it.
+		ctx, cancel := context.WithTimeout(context.Background(), max(time.Duration(g.f.Policies.BarrierTimeout), time.Second))
 		var err error
 		if c.raise {
-			err = b.Raise(context.Background())
+			err = b.Raise(ctx)
 		} else {
-			err = b.Lower(context.Background())
+			err = b.Lower(ctx)
 		}
+		cancel()
 		if err != nil {
 			// The lane's barrier timeout will retry and, failing that, degrade the lane.
 			g.stats.BarrierErrors.Add(1)

@@ -52,6 +52,9 @@ type Devices struct {
 	Barriers map[string]Barrier
 	Spots    map[string]Spot
 	Cameras  map[string]Camera
+	// Faulty holds, by device id, the devices that can be taken offline or made to
+	// send garbage, where the protocol's simulator supports it.
+	Faulty map[string]Faulty
 	// Run serves the devices (listeners, pumps) until ctx is done; nil if nothing runs.
 	Run func(ctx context.Context) error
 }

@@ -569,6 +569,9 @@ func slicesContains(free map[string][]string, id string) bool {
 
 // faulty finds a device that can be taken offline or made to send garbage.
 func (d Devices) faulty(id string) Faulty {
+	if f, ok := d.Faulty[id]; ok {
+		return f
+	}
 	for _, v := range []any{d.Loops[id], d.Barriers[id], d.Spots[id], d.Cameras[id]} {
 		if f, ok := v.(Faulty); ok && v != nil {
 			return f
@@ -579,7 +582,7 @@ func (d Devices) faulty(id string) Faulty {
 
 // Merge combines the devices of several protocols.
 func Merge(all ...Devices) Devices {
-	out := Devices{Loops: map[string]Loop{}, Barriers: map[string]Barrier{}, Spots: map[string]Spot{}, Cameras: map[string]Camera{}}
+	out := Devices{Loops: map[string]Loop{}, Barriers: map[string]Barrier{}, Spots: map[string]Spot{}, Cameras: map[string]Camera{}, Faulty: map[string]Faulty{}}
 	var runs []func(context.Context) error
 	for _, d := range all {
 		for k, v := range d.Loops {
@@ -593,6 +596,9 @@ func Merge(all ...Devices) Devices {
 		}
 		for k, v := range d.Cameras {
 			out.Cameras[k] = v
+		}
+		for k, v := range d.Faulty {
+			out.Faulty[k] = v
 		}
 		if d.Run != nil {
 			runs = append(runs, d.Run)
