@@ -355,3 +355,19 @@ func TestPaySessionIdempotent(t *testing.T) {
 	}
 	h.checkConsistent()
 }
+
+func TestOfflineCameraDoesNotDegradeLane(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send(edge.DeviceEvent{Device: "in-cam", Kind: edge.DeviceHealth, Healthy: false, Detail: "silent"})
+	if v := h.lane("in"); v.Status != "ok" {
+		t.Fatalf("lane status = %s; want ok: tickets still work", v.Status)
+	}
+	if a := h.g.Alerts(); len(a) != 1 || a[0].Device != "in-cam" {
+		t.Fatalf("alerts = %+v; want the camera's", a)
+	}
+	h.send(edge.DeviceEvent{Device: "in-cam", Kind: edge.DeviceHealth, Healthy: true})
+	if len(h.g.Alerts()) != 0 {
+		t.Fatalf("alerts = %+v; want none", h.g.Alerts())
+	}
+	h.checkConsistent()
+}

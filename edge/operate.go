@@ -299,6 +299,10 @@ func (t *txn) deviceHealth(ev DeviceEvent) {
 	if onLane {
 		laneID = r.lane.cfg.ID
 	}
+	// A lane without its loops or barrier cannot work; a lane without its camera or
+	// ticket reader still can (drivers use the other credential or the intercom), so
+	// those raise the alert without degrading the lane.
+	degrades := onLane && (r.role == roleArming || r.role == roleSafety || r.role == roleBarrier)
 	if !ev.Healthy {
 		if _, active := t.g.st.Alerts[alertKey(AlertDeviceOffline, laneID, ev.Device, "")]; active {
 			return
@@ -307,7 +311,7 @@ func (t *txn) deviceHealth(ev DeviceEvent) {
 		if ev.Detail != "" {
 			msg += ": " + ev.Detail
 		}
-		if onLane && r.lane.degraded == "" {
+		if degrades && r.lane.degraded == "" {
 			r.lane.degraded = AlertDeviceOffline
 			t.emit(laneID, &gh.LaneStatusChanged{Status: "degraded", Reason: msg})
 		}
@@ -315,9 +319,9 @@ func (t *txn) deviceHealth(ev DeviceEvent) {
 		return
 	}
 	t.alert(laneID, AlertDeviceOffline, "info", "device "+ev.Device+" back online", ev.Device, "", true)
-	if onLane && r.lane.degraded == AlertDeviceOffline {
+	if degrades && r.lane.degraded == AlertDeviceOffline {
 		for key := range t.g.st.Alerts {
-			if a := t.g.st.Alerts[key]; a.Code == AlertDeviceOffline && a.Lane == laneID {
+			if a := t.g.st.Alerts[key]; a.Code == AlertDeviceOffline && a.Lane == laneID && t.g.routes[a.Device].role != roleCamera && t.g.routes[a.Device].role != roleTicket {
 				return // another device of the lane is still offline
 			}
 		}
