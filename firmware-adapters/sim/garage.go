@@ -81,6 +81,11 @@ type Truth struct {
 	Zones map[string]int `json:"zones"`
 	// Inside is the number of cars inside, wherever parked.
 	Inside int `json:"inside"`
+	// InLane is the number of cars on a lane right now: while it is zero, the counts
+	// above are settled.
+	InLane int `json:"in_lane"`
+	// Arrived is the number of cars that came (entered or balked).
+	Arrived int `json:"arrived"`
 }
 
 // Garage is a simulated garage.
@@ -237,18 +242,23 @@ func (g *Garage) visit(ctx context.Context, c *car, seed uint64) {
 		delete(g.inside, c.plate)
 		g.mu.Unlock()
 	}()
+	// InLane covers the car from the moment it touches a lane until the truth
+	// records the result, so that InLane == 0 means the counts are settled.
+	g.count(func(t *Truth) { t.InLane++ })
 	if !g.through(ctx, c, c.entry, r) {
-		g.count(func(t *Truth) { t.Balked++ })
+		g.count(func(t *Truth) { t.Balked++; t.Arrived++; t.InLane-- })
 		return
 	}
 	zone := c.entry.Zone
-	g.count(func(t *Truth) { t.Entered++; t.Inside++; t.Zones[zone]++ })
+	g.count(func(t *Truth) { t.Entered++; t.Arrived++; t.Inside++; t.Zones[zone]++ })
 	spot, spotZone := g.park(r)
+	g.count(func(t *Truth) { t.InLane-- })
 	m := g.cfg.Model
 	dwell := time.Duration(float64(m.DwellMedian) * math.Exp(m.DwellSpread*r.NormFloat64()) / m.Speedup)
 	if !sleep(ctx, dwell) && g.cfg.Model.MaxCars == 0 {
 		return // the simulator stops; the car stays in
 	}
+	g.count(func(t *Truth) { t.InLane++ })
 	g.unpark(spot, spotZone)
 	exit := g.exitFor(zone, r)
 	for try := 0; ; try++ {
@@ -257,11 +267,12 @@ func (g *Garage) visit(ctx context.Context, c *car, seed uint64) {
 		}
 		if try >= 5 {
 			g.log.Warn("car cannot leave", "plate", c.plate, "lane", exit.ID)
+			g.count(func(t *Truth) { t.InLane-- })
 			return
 		}
 		time.Sleep(time.Second)
 	}
-	g.count(func(t *Truth) { t.Exited++; t.Inside--; t.Zones[zone]-- })
+	g.count(func(t *Truth) { t.Exited++; t.Inside--; t.Zones[zone]--; t.InLane-- })
 }
 
 func (g *Garage) count(fn func(t *Truth)) {
