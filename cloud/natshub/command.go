@@ -1,0 +1,158 @@
+package natshub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Errors of Command and PublishDown.
+var (
+	// ErrOffline reports a command no garage answered at once: the garage is not
+	// connected, or does not serve that verb.
+	ErrOffline = errors.New("natshub: garage offline")
+	// ErrTimeout reports a command the garage did not answer in time.
+	ErrTimeout = errors.New("natshub: garage did not answer in time")
+	// ErrStaleVersion reports a downlink document older than the one the hub holds.
+	ErrStaleVersion = errors.New("natshub: a newer version of the document is already published")
+	// ErrInvalidName reports a verb or document kind that is not one subject token.
+	ErrInvalidName = errors.New("natshub: invalid verb or kind")
+)
+
+var tokenRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+func validateToken(s string) error {
+	if !tokenRE.MatchString(s) {
+		return fmt.Errorf("%w %q", ErrInvalidName, s)
+	}
+	return nil
+}
+
+// EventSubject is the subject of a facility's event of type typ (e.g. "session.started").
+func EventSubject(facility, typ string) string { return "gh.fac." + facility + ".evt." + typ }
+
+// DownSubject is the subject of a facility's downlink document of kind kind.
+func DownSubject(facility, kind string) string { return "gh.fac." + facility + ".down." + kind }
+
+// CommandSubject is the subject of a facility's live command verb.
+func CommandSubject(facility, verb string) string { return "gh.fac." + facility + ".cmd." + verb }
+
+// replySubject is a fresh reply subject in the facility's namespace: the only place
+// outside its uplink a garage may publish to, so that no garage can answer another's
+// commands.
+func replySubject(facility string) string { return "gh.fac." + facility + ".rep." + nuid.Next() }
+
+// Command sends a live command to a garage by request/reply on gh.fac.<id>.cmd.<verb>
+// and returns the garage's answer. A garage that is not connected makes it fail at
+// once with ErrOffline; one that does not answer before ctx's deadline (or
+// Config.CommandTimeout) with ErrTimeout. Every command is logged, for the audit.
+func (h *Hub) Command(ctx context.Context, facility, verb string, body []byte) ([]byte, error) {
+	if err := ValidateFacility(facility); err != nil {
+		return nil, err
+	}
+	if err := validateToken(verb); err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.cfg.CommandTimeout)
+		defer cancel()
+	}
+	start := time.Now()
+	reply, err := h.request(ctx, CommandSubject(facility, verb), replySubject(facility), body)
+	log := h.log.With("facility", facility, "verb", verb, "took", time.Since(start).Round(time.Microsecond))
+	if err != nil {
+		log.Info("command failed", "err", err)
+		return nil, err
+	}
+	log.Info("command answered", "bytes", len(reply))
+	return reply, nil
+}
+
+// request publishes body on subject with reply subject reply and waits for one answer.
+// The garage answers on a subject of its own namespace, which a nats.Conn's inbox is
+// not, so this does by hand what nats.Conn.Request does.
+func (h *Hub) request(ctx context.Context, subject, reply string, body []byte) ([]byte, error) {
+	sub, err := h.nc.SubscribeSync(reply)
+	if err != nil {
+		return nil, fmt.Errorf("natshub: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	// With headers the server answers a request nobody receives with a 503 status.
+	msg := &nats.Msg{Subject: subject, Reply: reply, Data: body, Header: nats.Header{}}
+	if err := h.nc.PublishMsg(msg); err != nil {
+		return nil, fmt.Errorf("natshub: %w", err)
+	}
+	m, err := sub.NextMsgWithContext(ctx)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, ErrOffline
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+		}
+		return nil, fmt.Errorf("natshub: %w", err)
+	}
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		return nil, ErrOffline
+	}
+	return m.Data, nil
+}
+
+// PublishDown publishes version version of a facility's downlink document of kind
+// kind to GH_DOWN, on gh.fac.<id>.down.<kind> with header Gh-Version. The stream keeps
+// only the latest message of each subject, so a garage that reconnects after a week
+// reads the latest of each document. Versions never go backwards: publishing the
+// version the hub holds is a no-op, an older one fails with ErrStaleVersion.
+func (h *Hub) PublishDown(ctx context.Context, facility, kind string, version uint64, body []byte) error {
+	if err := ValidateFacility(facility); err != nil {
+		return err
+	}
+	if err := validateToken(kind); err != nil {
+		return err
+	}
+	if version == 0 {
+		return errors.New("natshub: document version 0")
+	}
+	subject := DownSubject(facility, kind)
+	for attempt := 0; ; attempt++ {
+		var last uint64 // stream sequence of the current document, 0 if none
+		cur, err := h.down.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return fmt.Errorf("natshub: read %s: %w", subject, err)
+		default:
+			last = cur.Sequence
+			v, _ := strconv.ParseUint(cur.Header.Get(VersionHeader), 10, 64)
+			if v == version {
+				return nil
+			}
+			if v > version {
+				return fmt.Errorf("%w: %s holds version %d, not %d", ErrStaleVersion, subject, v, version)
+			}
+		}
+		msg := nats.NewMsg(subject)
+		msg.Data = body
+		msg.Header.Set(VersionHeader, strconv.FormatUint(version, 10))
+		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%s:%d", facility, kind, version))
+		// Compare-and-set on the subject's last sequence: two publishers racing cannot
+		// put an older version over a newer one.
+		_, err = h.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last))
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("natshub: publish %s: %w", subject, err)
+		}
+		return nil
+	}
+}
