@@ -1,0 +1,5 @@
+package postgres
+
+// SetAlwaysStage makes every batch go through the staging table, so tests and the
+// benchmark can exercise that path with batches that could be copied straight in.
+func SetAlwaysStage(db *DB, v bool) { db.alwaysStage = v }
