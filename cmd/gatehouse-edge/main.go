@@ -88,6 +88,8 @@ func env(getenv func(string) string, key, def string) string {
 
 type runFlags struct {
 	config, data, listen, tokens, logFormat string
+	mqttBroker, profiles                    string
+	mqttPort                                int
 	traffic                                 float64
 	dwell, travel, pass                     time.Duration
 	noSync                                  bool
@@ -107,6 +109,9 @@ func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.DurationVar(&f.travel, "travel", time.Second, "arm travel time of in-memory barriers")
 	fs.DurationVar(&f.pass, "pass", 300*time.Millisecond, "how long a simulated car takes to cross the safety loop")
 	fs.BoolVar(&f.noSync, "unsafe-no-fsync", false, "skip fsync (benchmarks only: a power cut loses data)")
+	fs.StringVar(&f.mqttBroker, "mqtt-broker", getenv("GATEHOUSE_MQTT_BROKER"), "external MQTT broker for wireless sensors, e.g. tcp://127.0.0.1:1883; empty: the edge's own listener (GATEHOUSE_MQTT_BROKER)")
+	fs.IntVar(&f.mqttPort, "mqtt-port", 1883, "port of the edge's own MQTT listener on 127.0.0.1 when no broker is given (-1: any)")
+	fs.StringVar(&f.profiles, "profiles", getenv("GATEHOUSE_PROFILES"), "directory of extra Modbus device profiles (GATEHOUSE_PROFILES)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -143,21 +148,22 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer store.Close()
 
-	barriers, err := devices(fac, fl.travel)
+	sink := &lateSink{}
+	devs, err := buildDevices(fac, sink, deviceOptions{data: fl.data, mqttBroker: fl.mqttBroker, mqttPort: fl.mqttPort, profiles: fl.profiles, travel: fl.travel}, log)
 	if err != nil {
 		return err
 	}
-	g, err := edge.Open(edge.Config{Facility: fac, Store: store, Barriers: inmem.Connect(barriers, nil), Logger: log})
+	defer devs.close()
+	g, err := edge.Open(edge.Config{Facility: fac, Store: store, Barriers: devs.barriers, Logger: log})
 	if err != nil {
 		return err
 	}
-	for _, b := range barriers {
-		b.Sink = g
-	}
+	sink.g.Store(g)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	app := httpapi.New(httpapi.Config{Garage: g, Store: store, Logger: log, OperatorTokens: tokens, Registry: reg, Ready: g.Err})
+	app := httpapi.New(httpapi.Config{Garage: g, Store: store, Logger: log, OperatorTokens: tokens, Registry: reg, Ready: g.Err,
+		Devices: devs.status, Mount: devs.mount})
 	ln, err := net.Listen("tcp", fl.listen)
 	if err != nil {
 		return err
@@ -167,9 +173,14 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- g.Run(ctx) }()
 	go func() { errc <- httpapi.Serve(ctx, app, ln) }()
+	go func() {
+		if err := devs.run(ctx); err != nil {
+			errc <- fmt.Errorf("devices: %w", err)
+		}
+	}()
 	if fl.traffic > 0 {
 		tr := &inmem.Traffic{Garage: g, PerMinute: fl.traffic, Dwell: fl.dwell, Pass: fl.pass, Logger: log}
 		go func() { tr.Run(ctx); errc <- nil }()
@@ -180,23 +191,6 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	return g.Sync()
-}
-
-// devices builds the drivers of the facility's barriers. Only in-memory devices exist
-// so far; the real protocols arrive with firmware-adapters.
-func devices(f *edge.Facility, travel time.Duration) (map[string]*inmem.Barrier, error) {
-	out := map[string]*inmem.Barrier{}
-	var errs []error
-	for _, d := range f.Devices {
-		if d.Protocol != "inmem" {
-			errs = append(errs, fmt.Errorf("device %s: protocol %q is not supported by this build", d.ID, d.Protocol))
-			continue
-		}
-		if d.Kind == edge.KindBarrier {
-			out[d.ID] = &inmem.Barrier{ID: d.ID, Travel: travel}
-		}
-	}
-	return out, errors.Join(errs...)
 }
 
 func parseTokens(s string) (map[string]string, error) {

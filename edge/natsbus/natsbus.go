@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,10 @@ type Config struct {
 	JetStreamDomain string
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
+	// HubURL, if set, makes the server a leaf node of the cloud hub: a nats-leaf:// or
+	// tls:// URL with the garage's user and password in it, as issued by
+	// `gatehouse-cloud facility add` (docs/nats-hub.md). The leaf reconnects by itself.
+	HubURL string
 }
 
 // Bus is a running embedded NATS server.
@@ -89,6 +94,14 @@ func Start(cfg Config) (*Bus, error) {
 		opts.MQTT.Host = host
 		opts.MQTT.Port = cfg.MQTTPort
 	}
+	if cfg.HubURL != "" {
+		u, err := url.Parse(cfg.HubURL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("natsbus: hub URL %q: want nats-leaf://user:password@host:port", redact(cfg.HubURL))
+		}
+		opts.LeafNode.ReconnectInterval = 2 * time.Second
+		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{u}}}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
@@ -112,6 +125,17 @@ func Start(cfg Config) (*Bus, error) {
 	}
 	return b, nil
 }
+
+// redact hides the password of a URL for error messages.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable)"
+}
+
+// LeafConnected reports whether the leaf connection to the hub is up.
+func (b *Bus) LeafConnected() bool { return b.srv.NumLeafNodes() > 0 }
 
 // ClientURL is the URL NATS clients connect to, e.g. nats://127.0.0.1:4222.
 func (b *Bus) ClientURL() string { return b.srv.ClientURL() }

@@ -42,6 +42,8 @@ type Reply struct {
 	OK      bool   `json:"ok"`
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Error repeats Message on a refusal, for callers that look only for it.
+	Error string `json:"error,omitempty"`
 }
 
 // Commands answers live commands sent by the cloud on gh.fac.<facility>.cmd.<verb>:
@@ -66,6 +68,7 @@ func (c *Commands) Run(ctx context.Context) error {
 		verb := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 		r := c.handle(ctx, verb, m.Data)
 		if !r.OK {
+			r.Error = r.Message
 			log.Warn("live command refused", "verb", verb, "code", r.Code, "msg", r.Message)
 		} else {
 			log.Info("live command done", "verb", verb)

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-parking/gatehouse/edge"
+	"github.com/gatehouse-parking/gatehouse/edge/inmem"
+	"github.com/gatehouse-parking/gatehouse/edge/natsbus"
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/camera"
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/modbus"
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/mqtt"
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/serial"
+	"github.com/gofiber/fiber/v2"
+)
+
+// lateSink forwards device events to the garage, which is built after the drivers
+// because it needs their barriers. Drivers run only once it is set.
+type lateSink struct{ g atomic.Pointer[edge.Garage] }
+
+func (s *lateSink) Deliver(ev edge.DeviceEvent) {
+	if g := s.g.Load(); g != nil {
+		g.Deliver(ev)
+	}
+}
+
+// devices is every driver of the facility, built from its devices' protocols.
+type devices struct {
+	drivers  []edge.Driver
+	barriers map[string]edge.Barrier
+	inmem    map[string]*inmem.Barrier
+	cameras  *camera.Receiver
+	bus      *natsbus.Bus // started for the MQTT listener when no broker is given
+}
+
+type deviceOptions struct {
+	data, mqttBroker, profiles string
+	mqttPort                   int
+	travel                     time.Duration
+}
+
+func buildDevices(f *edge.Facility, sink edge.Sink, opt deviceOptions, log *slog.Logger) (*devices, error) {
+	d := &devices{barriers: map[string]edge.Barrier{}, inmem: map[string]*inmem.Barrier{}}
+	byProto := f.DevicesByProtocol()
+	spots := f.SpotOfSensor()
+	var errs []error
+	for proto := range byProto {
+		switch proto {
+		case "inmem", "modbus_tcp", "modbus_rtu", "serial", "mqtt", "http_push":
+		default:
+			errs = append(errs, fmt.Errorf("protocol %q is not supported (devices: %s)", proto, byProto[proto][0].ID))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, dev := range byProto["inmem"] {
+		if dev.Kind == edge.KindBarrier {
+			b := &inmem.Barrier{ID: dev.ID, Travel: opt.travel, Sink: sink}
+			d.inmem[dev.ID], d.barriers[dev.ID] = b, b
+		}
+	}
+	if mb := slices.Concat(byProto["modbus_tcp"], byProto["modbus_rtu"]); len(mb) > 0 {
+		drv, err := modbus.New(modbus.Config{Devices: mb, Spots: spots, Sink: sink, Logger: log.With("adapter", "modbus"), ProfileDir: opt.profiles})
+		if err != nil {
+			return nil, err
+		}
+		d.add(drv, drv.Barriers())
+	}
+	if sd := byProto["serial"]; len(sd) > 0 {
+		drv, err := serial.New(serial.Config{Devices: sd, Sink: sink, Logger: log.With("adapter", "serial")})
+		if err != nil {
+			return nil, err
+		}
+		d.add(drv, drv.Barriers())
+	}
+	if md := byProto["mqtt"]; len(md) > 0 {
+		broker := opt.mqttBroker
+		if broker == "" {
+			// No broker given: the edge's own NATS server listens for MQTT, so a garage
+			// needs no separate broker.
+			bus, err := natsbus.Start(natsbus.Config{Name: "gatehouse-" + f.ID, StoreDir: filepath.Join(opt.data, "nats"),
+				Host: "127.0.0.1", Port: -1, MQTTPort: opt.mqttPort, Logger: log.With("component", "nats")})
+			if err != nil {
+				return nil, fmt.Errorf("embedded MQTT listener: %w", err)
+			}
+			d.bus = bus
+			broker = "tcp://" + bus.MQTTAddr()
+			log.Info("embedded MQTT listener", "addr", bus.MQTTAddr())
+		}
+		drv, err := mqtt.New(mqtt.Config{Devices: md, Spots: spots, Sink: sink, Logger: log.With("adapter", "mqtt"),
+			BrokerURL: broker, ClientID: "gatehouse-" + f.ID + "-sensors"})
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		d.add(drv, nil)
+	}
+	if cd := byProto["http_push"]; len(cd) > 0 {
+		rcv, err := camera.New(camera.Config{Devices: cd, Sink: sink, Logger: log.With("adapter", "camera"), ImageDir: filepath.Join(opt.data, "images")})
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		d.cameras = rcv
+		d.add(rcv, nil)
+	}
+	return d, nil
+}
+
+func (d *devices) add(drv edge.Driver, bars map[string]edge.Barrier) {
+	d.drivers = append(d.drivers, drv)
+	for id, b := range bars {
+		d.barriers[id] = b
+	}
+}
+
+// mount adds the camera push endpoints to the API app.
+func (d *devices) mount(app *fiber.App) {
+	if d.cameras != nil {
+		d.cameras.Mount(app.Group("/camera"))
+	}
+}
+
+// status reports every driven device's health.
+func (d *devices) status() []edge.DeviceStatus {
+	var out []edge.DeviceStatus
+	for _, drv := range d.drivers {
+		out = append(out, drv.Status()...)
+	}
+	return out
+}
+
+// run runs every driver until ctx is done.
+func (d *devices) run(ctx context.Context) error {
+	errc := make(chan error, len(d.drivers))
+	for _, drv := range d.drivers {
+		go func() { errc <- drv.Run(ctx) }()
+	}
+	var first error
+	for range d.drivers {
+		if err := <-errc; err != nil && first == nil && ctx.Err() == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (d *devices) close() {
+	if d.cameras != nil {
+		d.cameras.Close()
+	}
+	if d.bus != nil {
+		d.bus.Shutdown()
+	}
+}
