@@ -112,11 +112,15 @@ func (t *txn) laneEvent(l *lane, r role, ev DeviceEvent) {
 		if text == "" {
 			return
 		}
+		switch l.state {
+		case laneOpening, laneOpen, lanePassing:
+			// The camera reading the vehicle that is already let through: it is not
+			// the next vehicle's credential.
+			return
+		}
 		rd := ev.Read
 		rd.Text = text
-		if rd.At.IsZero() {
-			rd.At = t.now
-		}
+		rd.At = t.now // the garage's clock: cameras' clocks drift
 		if len(l.reads) == 0 {
 			l.readsFrom = t.now
 		}
@@ -166,9 +170,21 @@ func (t *txn) arm(l *lane) {
 	l.setState(laneArmed, t.now)
 	l.noCred = false
 	l.decision = nil
-	// Reads taken just before the loop saw the car belong to it; older ones do not.
-	if len(l.reads) > 0 && t.now.Sub(l.readsFrom) > 10*time.Second {
-		l.reads = nil
+	// Reads taken just before the loop saw the car belong to it; older ones belong to
+	// the vehicle before it or to a passer-by.
+	from := t.now.Add(-10 * time.Second)
+	if l.armOn {
+		from = l.armSince.Add(-time.Second)
+	}
+	kept := l.reads[:0]
+	for _, r := range l.reads {
+		if !r.At.Before(from) {
+			kept = append(kept, r)
+		}
+	}
+	l.reads = kept
+	if len(kept) > 0 {
+		l.readsFrom = kept[0].At
 	}
 }
 
@@ -230,7 +246,7 @@ func (t *txn) armPosition(l *lane, p Position) {
 			l.setState(laneOpen, t.now)
 			l.deadline = t.now.Add(time.Duration(t.g.f.Policies.PassTimeout))
 		}
-		if l.commanded {
+		if l.commanded && l.degraded == AlertBarrierFault {
 			t.recover(l)
 		}
 	case PositionDown:
@@ -244,7 +260,7 @@ func (t *txn) armPosition(l *lane, p Position) {
 				l.setState(laneIdle, t.now)
 			}
 		}
-		if !l.commanded {
+		if !l.commanded && l.degraded == AlertBarrierFault {
 			t.recover(l)
 		}
 	case PositionFault:
@@ -376,12 +392,8 @@ func (t *txn) present(l *lane, c credential) {
 		t.arm(l)
 	case laneArmed:
 	default:
-		// The lane is busy with the vehicle in front; a second credential now belongs to
-		// the next vehicle, which must wait for the arm to come down.
-		if c.kind == gh.CredentialKind_CREDENTIAL_KIND_PLATE {
-			l.reads = append(l.reads, plate.Read{Text: c.value, Confidence: c.conf, At: t.now})
-			l.readsFrom = t.now
-		}
+		// The lane is busy with the vehicle in front: a credential now is ignored; the
+		// next vehicle presents its own once the arm is down.
 		return
 	}
 	if l.degraded != "" && l.cfg.FailMode == FailSecure && l.degraded == AlertBarrierFault {

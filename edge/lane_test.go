@@ -280,3 +280,52 @@ func paySession(h *harness, amount int64) {
 		h.t.Fatal(err)
 	}
 }
+
+// TestReadsBelongToTheirVehicle: a camera reading the vehicle already let through
+// again must not become the next vehicle's credential.
+func TestReadsBelongToTheirVehicle(t *testing.T) {
+	h := newHarness(t, func(f *edge.Facility) { f.Policies.PlateVoteWindow = edge.Duration(800 * time.Millisecond) })
+	h.loop("in-arm", true)
+	h.plate("in-cam", "AAA111", 0.9)
+	h.advance(time.Second)
+	if d := h.lane("in").Decision; d == nil || !d.Allowed || d.Plate != "AAA111" {
+		t.Fatalf("first car: %+v", d)
+	}
+	h.plate("in-cam", "AAA111", 0.95) // read again while the arm rises
+	h.arm("in-bar", edge.PositionUp)
+	h.plate("in-cam", "AAA111", 0.95) // and while it is up
+	h.loop("in-safe", true)
+	h.loop("in-arm", false)
+	h.advance(time.Second)
+	h.loop("in-safe", false)
+	// The next car drives up before the arm is down and is read at once.
+	h.advance(2 * time.Second)
+	h.loop("in-arm", true)
+	h.plate("in-cam", "BBB222", 0.9)
+	h.arm("in-bar", edge.PositionDown)
+	h.advance(time.Second)
+	if d := h.lane("in").Decision; d == nil || !d.Allowed || d.Plate != "BBB222" {
+		t.Fatalf("second car: decision %+v; want BBB222 let in", d)
+	}
+	h.passThrough("in")
+	if n := len(h.g.OpenSessions()); n != 2 {
+		t.Fatalf("open sessions = %d; want 2", n)
+	}
+	h.checkConsistent()
+}
+
+func TestBarrierBackDoesNotHideOfflineLoop(t *testing.T) {
+	h := newHarness(t, nil)
+	h.send(edge.DeviceEvent{Device: "in-arm", Kind: edge.DeviceHealth, Healthy: false})
+	h.send(edge.DeviceEvent{Device: "in-bar", Kind: edge.DeviceHealth, Healthy: false})
+	h.send(edge.DeviceEvent{Device: "in-bar", Kind: edge.DeviceHealth, Healthy: true})
+	h.arm("in-bar", edge.PositionDown)
+	if v := h.lane("in"); v.Status != "degraded" {
+		t.Fatalf("lane status = %s; want degraded while its arming loop is offline", v.Status)
+	}
+	h.send(edge.DeviceEvent{Device: "in-arm", Kind: edge.DeviceHealth, Healthy: true})
+	if v := h.lane("in"); v.Status != "ok" {
+		t.Fatalf("lane status = %s; want ok", v.Status)
+	}
+	h.checkConsistent()
+}

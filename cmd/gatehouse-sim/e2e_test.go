@@ -39,15 +39,32 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
-// logTail keeps the last lines a process wrote, for failure messages.
+// logTail keeps the last lines a process wrote, for failure messages, and the whole
+// log in a file that a failing test names.
 type logTail struct {
 	mu    sync.Mutex
 	lines []string
+	file  *os.File
+}
+
+func newLogTail(t *testing.T, name string) *logTail {
+	f, err := os.CreateTemp("", "gatehouse-e2e-"+name+"-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.Close()
+		if !t.Failed() {
+			os.Remove(f.Name())
+		}
+	})
+	return &logTail{file: f}
 }
 
 func (l *logTail) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.file.Write(p)
 	sc := bufio.NewScanner(bytes.NewReader(p))
 	for sc.Scan() {
 		l.lines = append(l.lines, sc.Text())
@@ -62,6 +79,7 @@ func (l *logTail) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b bytes.Buffer
+	b.WriteString("(whole log: " + l.file.Name() + ")\n")
 	for _, s := range l.lines {
 		b.WriteString(s + "\n")
 	}
@@ -110,7 +128,7 @@ func TestEndToEnd(t *testing.T) {
 	const token = "kiosk-terminal-token-0001"
 	cfg := "../../deploy/garage-sim.yaml"
 
-	edgeLog := &logTail{}
+	edgeLog := newLogTail(t, "edge")
 	edgeCmd := exec.Command(edgeBin, "run", "--config", cfg, "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:"+api,
 		"--operator-tokens", "kiosk:"+token, "--mqtt-port", mqttPort, "--log-format", "json")
 	edgeCmd.Env, edgeCmd.Stdout, edgeCmd.Stderr = env, edgeLog, edgeLog
@@ -130,7 +148,7 @@ func TestEndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	simLog := &logTail{}
+	simLog := newLogTail(t, "sim")
 	simCmd := exec.Command(simBin, "--config", cfg, "--edge", base, "--kiosk-token", token, "--mqtt", "tcp://127.0.0.1:"+mqttPort,
 		"--listen", "127.0.0.1:"+simPort, "--rate", "3600", "--cars", strconv.Itoa(cars), "--dwell", "40s", "--dwell-spread", "0.3", "--pass", "400ms",
 		"--misread", "0.05", "--wait-healthy", "60s", "--seed", "7")
@@ -141,6 +159,26 @@ func TestEndToEnd(t *testing.T) {
 	defer func() { simCmd.Process.Signal(syscall.SIGTERM); simCmd.Wait() }()
 	fail := func(format string, args ...any) {
 		t.Helper()
+		// Keep the edge's events for the post-mortem.
+		if f, err := os.CreateTemp("", "gatehouse-e2e-events-*.json"); err == nil {
+			if resp, err := http.Get(base + "/v1/events?after=0&limit=1000"); err == nil {
+				io.Copy(f, resp.Body)
+				resp.Body.Close()
+			}
+			for after := 1000; after < 100000; after += 1000 {
+				resp, err := http.Get(fmt.Sprintf("%s/v1/events?after=%d&limit=1000", base, after))
+				if err != nil {
+					break
+				}
+				n, _ := io.Copy(f, resp.Body)
+				resp.Body.Close()
+				if n < 100 {
+					break
+				}
+			}
+			t.Logf("edge events: %s", f.Name())
+			f.Close()
+		}
 		t.Fatalf(format+"\n--- edge:\n%s\n--- sim:\n%s", append(args, edgeLog, simLog)...)
 	}
 

@@ -334,9 +334,11 @@ func (g *Garage) through(ctx context.Context, c *car, l edge.Lane, r *rand.Rand)
 		g.log.Error("lane has no simulated loops or barrier", "lane", l.ID)
 		return false
 	}
-	// Wait for the arm to be down from the car before.
-	for i := 0; bar.Position() != edge.PositionDown && i < 200; i++ {
-		if !sleep(ctx, 50*time.Millisecond) {
+	// Wait for the arm to be down from the car before: a driver does not drive through
+	// an arm raised for someone else. A lane that stays open (a stuck arm, fail-open)
+	// is given up on.
+	for i := 0; bar.Position() != edge.PositionDown; i++ {
+		if i > 800 || !sleep(ctx, 50*time.Millisecond) {
 			return false
 		}
 	}
