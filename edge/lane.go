@@ -68,6 +68,7 @@ type authorization struct {
 	fee, paid     int64
 	lost          bool
 	manual        bool
+	images        []string // camera images of the vehicle at this lane
 }
 
 // Decision is what a lane decided for the last credential, as the kiosk shows it.
@@ -90,7 +91,8 @@ type credential struct {
 	kind    gh.CredentialKind
 	value   string // normalized plate, ticket/QR code or card id
 	conf    float64
-	request bool // entry ticket button: issue a ticket
+	request bool     // entry ticket button: issue a ticket
+	images  []string // camera images of the reads voted for
 }
 
 func (l *lane) setState(s laneState, now time.Time) {
@@ -370,6 +372,12 @@ func (t *txn) alert(laneID, code, severity, msg, device, zone string, cleared bo
 
 func (t *txn) votePlates(l *lane) {
 	res := plate.Vote(l.reads, t.g.f.Policies.PlateConfidence)
+	var images []string
+	for _, r := range l.reads {
+		if plate.Canonical(r.Text) == plate.Canonical(res.Plate) {
+			images = append(images, r.Images...)
+		}
+	}
 	l.reads = nil
 	if res.Unsure {
 		// Never guess: an unsure read is no credential; the driver takes a ticket or
@@ -379,7 +387,7 @@ func (t *txn) votePlates(l *lane) {
 		t.emit(l.cfg.ID, &gh.GateDecision{Credential: &gh.Credential{Kind: gh.CredentialKind_CREDENTIAL_KIND_PLATE}, Reason: "plate_unsure"})
 		return
 	}
-	t.present(l, credential{kind: gh.CredentialKind_CREDENTIAL_KIND_PLATE, value: res.Plate, conf: res.Confidence})
+	t.present(l, credential{kind: gh.CredentialKind_CREDENTIAL_KIND_PLATE, value: res.Plate, conf: res.Confidence, images: images})
 }
 
 // present decides on a credential presented at a lane.
@@ -407,6 +415,13 @@ func (t *txn) present(l *lane, c credential) {
 		a = t.decideExit(l, c)
 	}
 	if a != nil {
+		a.images = c.images
+		if len(a.images) == 0 {
+			// A ticket or card at a lane whose camera also saw the vehicle.
+			for _, r := range l.reads {
+				a.images = append(a.images, r.Images...)
+			}
+		}
 		t.allow(l, a)
 	}
 }
@@ -470,10 +485,10 @@ func (t *txn) passage(l *lane, a *authorization) {
 	if l.cfg.Direction == Entry {
 		if a.voidSession != "" {
 			if old, ok := st.Sessions[a.voidSession]; ok {
-				t.endSession(l, old, 0, "antipassback_void", a.cred)
+				t.endSession(l, old, 0, "antipassback_void", a.cred, nil)
 			}
 		}
-		t.emit(l.cfg.ID, &gh.SessionStarted{SessionId: a.sessionID, ZoneId: zone, Credential: a.cred, Right: a.right, RateId: a.rate, Plate: a.plate, Ticket: a.ticket})
+		t.emit(l.cfg.ID, &gh.SessionStarted{SessionId: a.sessionID, ZoneId: zone, Credential: a.cred, Right: a.right, RateId: a.rate, Plate: a.plate, Ticket: a.ticket, Images: a.images})
 		t.count(l, zone, +1, "entry")
 		if a.permitID != "" {
 			t.emit(l.cfg.ID, &gh.CredentialUsed{PermitId: a.permitID, Inside: int32(st.Permits[a.permitID].Inside + 1)})
@@ -491,18 +506,18 @@ func (t *txn) passage(l *lane, a *authorization) {
 		case a.manual:
 			how = "operator"
 		}
-		t.endSession(l, sess, a.fee, how, a.cred)
+		t.endSession(l, sess, a.fee, how, a.cred, a.images)
 		return
 	}
 	// Out with no session: a permit whose entry was missed, or an operator opening.
 	t.count(l, zone, -1, "exit")
 }
 
-func (t *txn) endSession(l *lane, s *Session, fee int64, how string, cred *gh.Credential) {
+func (t *txn) endSession(l *lane, s *Session, fee int64, how string, cred *gh.Credential, images []string) {
 	st := t.g.st
 	permit := s.PermitID
 	t.emit(l.cfg.ID, &gh.SessionEnded{SessionId: s.ID, ZoneId: s.Zone, Credential: cred, FeeTotal: fee, Paid: s.Paid,
-		Currency: t.g.f.Currency, Reason: how, DurationSeconds: int64(t.now.Sub(s.Entered) / time.Second)})
+		Currency: t.g.f.Currency, Reason: how, DurationSeconds: int64(t.now.Sub(s.Entered) / time.Second), Images: images})
 	t.count(l, s.Zone, -1, "exit")
 	if p, ok := st.Permits[permit]; ok && permit != "" {
 		t.emit(l.cfg.ID, &gh.CredentialUsed{PermitId: permit, Inside: int32(max(0, p.Inside-1))})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-parking/gatehouse/edge"
+	"github.com/gatehouse-parking/gatehouse/edge/plate"
 )
 
 // TestEntryDecisions covers every way an entry lane decides on a credential.
@@ -326,6 +327,30 @@ func TestBarrierBackDoesNotHideOfflineLoop(t *testing.T) {
 	h.send(edge.DeviceEvent{Device: "in-arm", Kind: edge.DeviceHealth, Healthy: true})
 	if v := h.lane("in"); v.Status != "ok" {
 		t.Fatalf("lane status = %s; want ok", v.Status)
+	}
+	h.checkConsistent()
+}
+
+func TestSessionLinksCameraImages(t *testing.T) {
+	h := newHarness(t, nil)
+	h.loop("in-arm", true)
+	h.send(edge.DeviceEvent{Device: "in-cam", Kind: edge.PlateRead, Read: plate.Read{Text: "XY99ZZ", Confidence: 0.9, Images: []string{"2026-03-02/in-cam/e1-0.jpg"}}})
+	h.passThrough("in")
+	s := h.g.OpenSessions()[0]
+	if len(s.EntryImages) != 1 || s.EntryImages[0] != "2026-03-02/in-cam/e1-0.jpg" {
+		t.Fatalf("entry images = %v", s.EntryImages)
+	}
+	h.loop("out-arm", true)
+	h.send(edge.DeviceEvent{Device: "out-cam", Kind: edge.PlateRead, Read: plate.Read{Text: "XY99ZZ", Confidence: 0.9, Images: []string{"2026-03-02/out-cam/e2-0.jpg"}}})
+	h.passThrough("out")
+	var ended bool
+	for _, ev := range h.events() {
+		if e := ev.GetSessionEnded(); e != nil && len(e.Images) == 1 && e.Images[0] == "2026-03-02/out-cam/e2-0.jpg" {
+			ended = true
+		}
+	}
+	if !ended {
+		t.Fatal("session.ended lacks the exit image")
 	}
 	h.checkConsistent()
 }

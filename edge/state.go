@@ -65,6 +65,10 @@ type Session struct {
 	ReservationID string    `json:"reservation_id,omitempty"`
 	EntryLane     string    `json:"entry_lane,omitempty"`
 	Entered       time.Time `json:"entered"`
+	// EntryImages and ExitImages are the camera images of the vehicle (paths under
+	// the edge's /camera/images/).
+	EntryImages []string `json:"entry_images,omitempty"`
+	ExitImages  []string `json:"exit_images,omitempty"`
 	Segments      []Segment `json:"segments"`
 	Paid          int64     `json:"paid"`
 	PaidAt        time.Time `json:"paid_at,omitzero"`
@@ -381,7 +385,7 @@ func (s *State) Apply(ev *gh.Envelope) error {
 		sess := &Session{
 			ID: x.SessionId, Zone: x.ZoneId, Plate: x.Plate, Ticket: x.Ticket,
 			PermitID: x.GetCredential().GetPermitId(), ReservationID: x.GetCredential().GetReservationId(),
-			EntryLane: ev.LaneId, Entered: at,
+			EntryLane: ev.LaneId, Entered: at, EntryImages: x.Images,
 			Segments: []Segment{{Start: at, Right: x.Right, Rate: x.RateId}},
 		}
 		if x.GetCredential().GetKind() == gh.CredentialKind_CREDENTIAL_KIND_PERMIT_CARD {
@@ -425,7 +429,7 @@ func (s *State) Apply(ev *gh.Envelope) error {
 		}
 		delete(s.Sessions, sess.ID)
 		s.unindexSession(sess)
-		sess.ExitLane, sess.Exited, sess.Fee, sess.EndedHow = ev.LaneId, at, x.FeeTotal, x.Reason
+		sess.ExitLane, sess.Exited, sess.Fee, sess.EndedHow, sess.ExitImages = ev.LaneId, at, x.FeeTotal, x.Reason, x.Images
 		s.touch(BucketSessions, sess.ID)
 		s.closed = append(s.closed, sess)
 	case *gh.Envelope_OccupancyChanged:

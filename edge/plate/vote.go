@@ -20,6 +20,9 @@ type Read struct {
 	At time.Time
 	// Source names the camera or engine that produced the read.
 	Source string
+	// Images are the stored images of the read (paths the camera adapter serves),
+	// so that a session can link to the pictures of its vehicle.
+	Images []string
 }
 
 // Result is the outcome of voting over several reads of one passage.

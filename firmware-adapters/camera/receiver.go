@@ -426,7 +426,7 @@ func (r *Receiver) accept(d *device, p *push, now time.Time) pushResponse {
 		Device: d.cfg.ID,
 		Kind:   edge.PlateRead,
 		At:     now, // the garage steps its lanes on this: the edge's clock, not the camera's
-		Read:   plate.Read{Text: rd.RawPlate, Confidence: rd.Confidence, At: rd.At, Source: rd.Vendor},
+		Read:   plate.Read{Text: rd.RawPlate, Confidence: rd.Confidence, At: rd.At, Source: rd.Vendor, Images: rd.Images},
 	})
 	d.reads.Add(1)
 	if r.onRead != nil {

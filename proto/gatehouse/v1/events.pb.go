@@ -573,14 +573,16 @@ func (x *Credential) GetReservationId() string {
 
 // SessionStarted ("session.started") is written when a vehicle has passed an entry lane.
 type SessionStarted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	ZoneId        string                 `protobuf:"bytes,2,opt,name=zone_id,json=zoneId,proto3" json:"zone_id,omitempty"`
-	Credential    *Credential            `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
-	Right         Right                  `protobuf:"varint,4,opt,name=right,proto3,enum=gatehouse.v1.Right" json:"right,omitempty"`
-	RateId        string                 `protobuf:"bytes,5,opt,name=rate_id,json=rateId,proto3" json:"rate_id,omitempty"`
-	Plate         string                 `protobuf:"bytes,6,opt,name=plate,proto3" json:"plate,omitempty"`
-	Ticket        string                 `protobuf:"bytes,7,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SessionId  string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	ZoneId     string                 `protobuf:"bytes,2,opt,name=zone_id,json=zoneId,proto3" json:"zone_id,omitempty"`
+	Credential *Credential            `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
+	Right      Right                  `protobuf:"varint,4,opt,name=right,proto3,enum=gatehouse.v1.Right" json:"right,omitempty"`
+	RateId     string                 `protobuf:"bytes,5,opt,name=rate_id,json=rateId,proto3" json:"rate_id,omitempty"`
+	Plate      string                 `protobuf:"bytes,6,opt,name=plate,proto3" json:"plate,omitempty"`
+	Ticket     string                 `protobuf:"bytes,7,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	// images are the stored camera images of the vehicle at entry.
+	Images        []string `protobuf:"bytes,8,rep,name=images,proto3" json:"images,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -662,6 +664,13 @@ func (x *SessionStarted) GetTicket() string {
 		return x.Ticket
 	}
 	return ""
+}
+
+func (x *SessionStarted) GetImages() []string {
+	if x != nil {
+		return x.Images
+	}
+	return nil
 }
 
 // SessionSegmentStarted ("session.segment.started") marks a change of right or rate within
@@ -757,8 +766,10 @@ type SessionEnded struct {
 	// reason: "exit", "lost_ticket", "antipassback_void", "operator".
 	Reason          string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
 	DurationSeconds int64  `protobuf:"varint,8,opt,name=duration_seconds,json=durationSeconds,proto3" json:"duration_seconds,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// images are the stored camera images of the vehicle at exit.
+	Images        []string `protobuf:"bytes,9,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionEnded) Reset() {
@@ -845,6 +856,13 @@ func (x *SessionEnded) GetDurationSeconds() int64 {
 		return x.DurationSeconds
 	}
 	return 0
+}
+
+func (x *SessionEnded) GetImages() []string {
+	if x != nil {
+		return x.Images
+	}
+	return nil
 }
 
 // SpotStatusChanged ("spot.status.changed") reports a per-spot sensor change.
@@ -1980,7 +1998,7 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"confidence\x18\x03 \x01(\x01R\n" +
 	"confidence\x12\x1b\n" +
 	"\tpermit_id\x18\x04 \x01(\tR\bpermitId\x12%\n" +
-	"\x0ereservation_id\x18\x05 \x01(\tR\rreservationId\"\xf4\x01\n" +
+	"\x0ereservation_id\x18\x05 \x01(\tR\rreservationId\"\x8c\x02\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -1991,14 +2009,15 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\x05right\x18\x04 \x01(\x0e2\x13.gatehouse.v1.RightR\x05right\x12\x17\n" +
 	"\arate_id\x18\x05 \x01(\tR\x06rateId\x12\x14\n" +
 	"\x05plate\x18\x06 \x01(\tR\x05plate\x12\x16\n" +
-	"\x06ticket\x18\a \x01(\tR\x06ticket\"\xc4\x01\n" +
+	"\x06ticket\x18\a \x01(\tR\x06ticket\x12\x16\n" +
+	"\x06images\x18\b \x03(\tR\x06images\"\xc4\x01\n" +
 	"\x15SessionSegmentStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12)\n" +
 	"\x05right\x18\x02 \x01(\x0e2\x13.gatehouse.v1.RightR\x05right\x12\x17\n" +
 	"\arate_id\x18\x03 \x01(\tR\x06rateId\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x120\n" +
-	"\x05start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\"\x90\x02\n" +
+	"\x05start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\"\xa8\x02\n" +
 	"\fSessionEnded\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -2010,7 +2029,8 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\x04paid\x18\x05 \x01(\x03R\x04paid\x12\x1a\n" +
 	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12)\n" +
-	"\x10duration_seconds\x18\b \x01(\x03R\x0fdurationSeconds\"y\n" +
+	"\x10duration_seconds\x18\b \x01(\x03R\x0fdurationSeconds\x12\x16\n" +
+	"\x06images\x18\t \x03(\tR\x06images\"y\n" +
 	"\x11SpotStatusChanged\x12\x17\n" +
 	"\aspot_id\x18\x01 \x01(\tR\x06spotId\x12\x17\n" +
 	"\azone_id\x18\x02 \x01(\tR\x06zoneId\x12\x1a\n" +
