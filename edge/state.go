@@ -67,11 +67,11 @@ type Session struct {
 	Entered       time.Time `json:"entered"`
 	// EntryImages and ExitImages are the camera images of the vehicle (paths under
 	// the edge's /camera/images/).
-	EntryImages []string `json:"entry_images,omitempty"`
-	ExitImages  []string `json:"exit_images,omitempty"`
-	Segments      []Segment `json:"segments"`
-	Paid          int64     `json:"paid"`
-	PaidAt        time.Time `json:"paid_at,omitzero"`
+	EntryImages []string  `json:"entry_images,omitempty"`
+	ExitImages  []string  `json:"exit_images,omitempty"`
+	Segments    []Segment `json:"segments"`
+	Paid        int64     `json:"paid"`
+	PaidAt      time.Time `json:"paid_at,omitzero"`
 	// PaymentRefs are the references of the payments made, so a retried payment is
 	// recognised.
 	PaymentRefs []string `json:"payment_refs,omitempty"`
