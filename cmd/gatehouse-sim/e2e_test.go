@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -123,7 +124,8 @@ func TestEndToEnd(t *testing.T) {
 	env := append(os.Environ(),
 		"GATEHOUSE_SIM_MODBUS=127.0.0.1:"+freePort(t),
 		"GATEHOUSE_SIM_DIR="+filepath.Join(dir, "tty"),
-		"GATEHOUSE_SIM_TRAVEL=100ms")
+		"GATEHOUSE_SIM_TRAVEL=100ms",
+		"GATEHOUSE_VOTE_WINDOW=200ms")
 	os.MkdirAll(filepath.Join(dir, "tty"), 0o755)
 	const token = "kiosk-terminal-token-0001"
 	cfg := "../../deploy/garage-sim.yaml"
@@ -150,7 +152,7 @@ func TestEndToEnd(t *testing.T) {
 
 	simLog := newLogTail(t, "sim")
 	simCmd := exec.Command(simBin, "--config", cfg, "--edge", base, "--kiosk-token", token, "--mqtt", "tcp://127.0.0.1:"+mqttPort,
-		"--listen", "127.0.0.1:"+simPort, "--rate", "3600", "--cars", strconv.Itoa(cars), "--dwell", "40s", "--dwell-spread", "0.3", "--pass", "400ms",
+		"--listen", "127.0.0.1:"+simPort, "--rate", "2000", "--cars", strconv.Itoa(cars), "--dwell", "40s", "--dwell-spread", "0.3", "--pass", "400ms",
 		"--misread", "0.05", "--wait-healthy", "60s", "--seed", "7")
 	simCmd.Env, simCmd.Stdout, simCmd.Stderr = env, simLog, simLog
 	if err := simCmd.Start(); err != nil {
@@ -225,10 +227,20 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("edge equals truth: %+v", tr.Zones)
 	}
 
-	// While cars are parked: every arrival done, most cars still inside.
-	mid := settled(func(tr sim.Truth) bool { return tr.Arrived == cars }, 6*time.Minute)
-	if mid.Inside == 0 {
-		fail("no car inside at the midpoint: %+v", mid)
+	// Halfway, with cars parked: pause the garage, let it settle, compare.
+	for deadline := time.Now().Add(4 * time.Minute); truth().Arrived < cars/2; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail("half the cars did not arrive: %+v", truth())
+		}
+	}
+	resp, err := http.Post("http://127.0.0.1:"+simPort+"/pause", "application/json", strings.NewReader(`{"seconds": 25}`))
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		fail("pause: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	mid := settled(func(tr sim.Truth) bool { return true }, 25*time.Second)
+	if mid.Inside < cars/10 {
+		fail("only %d cars inside at the midpoint: %+v", mid.Inside, mid)
 	}
 	compare(mid)
 	// After all left.

@@ -6,7 +6,8 @@
 //	gatehouse-sim --config deploy/garage-sim.yaml --edge http://127.0.0.1:8080 --kiosk-token T
 //
 // Its status API (--listen) serves the ground truth at GET /truth and injects faults
-// at POST /faults {"device": "...", "fault": "offline|garbage|stuck|flapping", "seconds": 30}.
+// at POST /faults {"device": "...", "fault": "offline|garbage|stuck|flapping", "seconds": 30};
+// POST /pause {"seconds": 20} stops cars arriving and leaving for a while.
 package main
 
 import (
@@ -202,6 +203,17 @@ func statusAPI(ctx context.Context, g *sim.Garage) http.Handler {
 	mux.HandleFunc("GET /truth", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(g.Truth())
+	})
+	mux.HandleFunc("POST /pause", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Seconds float64 `json:"seconds"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Seconds <= 0 {
+			http.Error(w, "want {seconds > 0}", http.StatusBadRequest)
+			return
+		}
+		g.Pause(time.Duration(req.Seconds * float64(time.Second)))
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {

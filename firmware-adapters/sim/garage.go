@@ -99,6 +99,7 @@ type Garage struct {
 	lanes  map[string]*sync.Mutex // one car at a time per lane
 	spots  map[string][]string    // zone -> free sensor spots (device ids)
 	inside map[string]bool        // plates inside: a permit is not in two cars at once
+	paused time.Time              // no car arrives or leaves before then
 	seq    int
 	closed bool
 }
@@ -142,6 +143,29 @@ func (g *Garage) Truth() Truth {
 	return t
 }
 
+// Pause stops cars from arriving or leaving for d; cars already on a lane finish.
+// Tests use it to compare counts with the garage quiet.
+func (g *Garage) Pause(d time.Duration) {
+	g.mu.Lock()
+	g.paused = time.Now().Add(d)
+	g.mu.Unlock()
+}
+
+// waitPaused returns once the garage is not paused.
+func (g *Garage) waitPaused(ctx context.Context) bool {
+	for {
+		g.mu.Lock()
+		left := time.Until(g.paused)
+		g.mu.Unlock()
+		if left <= 0 {
+			return true
+		}
+		if !sleep(ctx, left) {
+			return false
+		}
+	}
+}
+
 // Run sends cars until ctx is done (or MaxCars have entered) and waits for the cars
 // already inside to leave when stopped by MaxCars.
 func (g *Garage) Run(ctx context.Context) error {
@@ -183,7 +207,7 @@ func (g *Garage) arrivals(ctx context.Context, l edge.Lane, r *rand.Rand, wg *sy
 			}
 			continue
 		}
-		if !sleep(ctx, time.Duration(r.ExpFloat64()*float64(time.Hour)/perHour)) {
+		if !sleep(ctx, time.Duration(r.ExpFloat64()*float64(time.Hour)/perHour)) || !g.waitPaused(ctx) {
 			return
 		}
 		g.mu.Lock()
@@ -244,6 +268,9 @@ func (g *Garage) visit(ctx context.Context, c *car, seed uint64) {
 	}()
 	// InLane covers the car from the moment it touches a lane until the truth
 	// records the result, so that InLane == 0 means the counts are settled.
+	if !g.waitPaused(ctx) {
+		return
+	}
 	g.count(func(t *Truth) { t.InLane++ })
 	if !g.through(ctx, c, c.entry, r) {
 		g.count(func(t *Truth) { t.Balked++; t.Arrived++; t.InLane-- })
@@ -255,7 +282,7 @@ func (g *Garage) visit(ctx context.Context, c *car, seed uint64) {
 	g.count(func(t *Truth) { t.InLane-- })
 	m := g.cfg.Model
 	dwell := time.Duration(float64(m.DwellMedian) * math.Exp(m.DwellSpread*r.NormFloat64()) / m.Speedup)
-	if !sleep(ctx, dwell) && g.cfg.Model.MaxCars == 0 {
+	if (!sleep(ctx, dwell) || !g.waitPaused(ctx)) && g.cfg.Model.MaxCars == 0 {
 		return // the simulator stops; the car stays in
 	}
 	g.count(func(t *Truth) { t.InLane++ })
