@@ -28,7 +28,7 @@ bin/gatehouse-edge run --config "$config" --data "$data/edge" --listen "127.0.0.
 pids+=($!)
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 bin/gatehouse-sim --config "$config" --edge "http://127.0.0.1:$port" --kiosk-token "$token" \
-  --mqtt "tcp://127.0.0.1:$mqtt" --listen "127.0.0.1:$simport" --rate 40 --speedup 30 --dwell 2h \
+  --mqtt "tcp://127.0.0.1:$mqtt" --listen "127.0.0.1:$simport" --rate 25 --speedup 30 --dwell 2h \
   --wait-healthy 60s --fault-every 90s --fault-for 15s >"$data/sim.log" 2>&1 &
 pids+=($!)
 
