@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-CMDS := gatehouse-edge gatehouse-sim
+CMDS := gatehouse-edge gatehouse-sim gatehouse-cloud
 FUZZTIME ?= 3s
 
 .PHONY: all build cross deps test test-go fuzz bench demo proto clean

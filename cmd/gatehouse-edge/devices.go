@@ -36,13 +36,14 @@ type devices struct {
 	barriers map[string]edge.Barrier
 	inmem    map[string]*inmem.Barrier
 	cameras  *camera.Receiver
-	bus      *natsbus.Bus // started for the MQTT listener when no broker is given
 }
 
 type deviceOptions struct {
 	data, mqttBroker, profiles string
-	mqttPort                   int
 	travel                     time.Duration
+	// bus is the edge's own NATS server, with an MQTT listener when the facility has
+	// MQTT devices and no broker is given (see startBus); main owns it.
+	bus *natsbus.Bus
 }
 
 func buildDevices(f *edge.Facility, sink edge.Sink, opt deviceOptions, log *slog.Logger) (*devices, error) {
@@ -85,14 +86,11 @@ func buildDevices(f *edge.Facility, sink edge.Sink, opt deviceOptions, log *slog
 		if broker == "" {
 			// No broker given: the edge's own NATS server listens for MQTT, so a garage
 			// needs no separate broker.
-			bus, err := natsbus.Start(natsbus.Config{Name: "gatehouse-" + f.ID, StoreDir: filepath.Join(opt.data, "nats"),
-				Host: "127.0.0.1", Port: -1, MQTTPort: opt.mqttPort, Logger: log.With("component", "nats")})
-			if err != nil {
-				return nil, fmt.Errorf("embedded MQTT listener: %w", err)
+			if opt.bus == nil || opt.bus.MQTTAddr() == "" {
+				return nil, errors.New("embedded MQTT listener: not started")
 			}
-			d.bus = bus
-			broker = "tcp://" + bus.MQTTAddr()
-			log.Info("embedded MQTT listener", "addr", bus.MQTTAddr())
+			broker = "tcp://" + opt.bus.MQTTAddr()
+			log.Info("embedded MQTT listener", "addr", opt.bus.MQTTAddr())
 		}
 		drv, err := mqtt.New(mqtt.Config{Devices: md, Spots: spots, Sink: sink, Logger: log.With("adapter", "mqtt"),
 			BrokerURL: broker, ClientID: "gatehouse-" + f.ID + "-sensors"})
@@ -155,8 +153,5 @@ func (d *devices) run(ctx context.Context) error {
 func (d *devices) close() {
 	if d.cameras != nil {
 		d.cameras.Close()
-	}
-	if d.bus != nil {
-		d.bus.Shutdown()
 	}
 }

@@ -1,7 +1,7 @@
 // Command gatehouse-edge runs one garage: its lanes, devices, occupancy, sessions and
 // fees, from a facility file and a BoltDB data directory, with no network needed.
 //
-//	gatehouse-edge run --config garage.yaml --data /var/lib/gatehouse
+//	gatehouse-edge run --config garage.yaml --data /var/lib/gatehouse [--hub-credentials garage.json]
 //	gatehouse-edge check-config garage.yaml
 //	gatehouse-edge verify --config garage.yaml --data /var/lib/gatehouse
 //	gatehouse-edge backup [--data DIR | --api URL] FILE
@@ -93,6 +93,8 @@ type runFlags struct {
 	traffic                                 float64
 	dwell, travel, pass                     time.Duration
 	noSync                                  bool
+	hubCredentials                          string
+	hubDrain                                time.Duration
 }
 
 func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) (*runFlags, error) {
@@ -112,6 +114,8 @@ func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.StringVar(&f.mqttBroker, "mqtt-broker", getenv("GATEHOUSE_MQTT_BROKER"), "external MQTT broker for wireless sensors, e.g. tcp://127.0.0.1:1883; empty: the edge's own listener (GATEHOUSE_MQTT_BROKER)")
 	fs.IntVar(&f.mqttPort, "mqtt-port", 1883, "port of the edge's own MQTT listener on 127.0.0.1 when no broker is given (-1: any)")
 	fs.StringVar(&f.profiles, "profiles", getenv("GATEHOUSE_PROFILES"), "directory of extra Modbus device profiles (GATEHOUSE_PROFILES)")
+	fs.StringVar(&f.hubCredentials, "hub-credentials", getenv("GATEHOUSE_HUB_CREDENTIALS"), "credentials file issued by `gatehouse-cloud facility add`: sync with the cloud hub; empty: the garage runs alone (GATEHOUSE_HUB_CREDENTIALS)")
+	fs.DurationVar(&f.hubDrain, "hub-drain", 5*time.Second, "on shutdown, wait up to this long for the uplink to ship what is left while the hub is connected")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -139,6 +143,12 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	var hub *hubCredentials
+	if fl.hubCredentials != "" {
+		if hub, err = loadHubCredentials(fl.hubCredentials, fac.ID, log); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(fl.data, 0o700); err != nil {
 		return err
 	}
@@ -148,8 +158,15 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer store.Close()
 
+	bus, err := startBus(fac, fl, hub, log)
+	if err != nil {
+		return err
+	}
+	if bus != nil {
+		defer bus.Shutdown()
+	}
 	sink := &lateSink{}
-	devs, err := buildDevices(fac, sink, deviceOptions{data: fl.data, mqttBroker: fl.mqttBroker, mqttPort: fl.mqttPort, profiles: fl.profiles, travel: fl.travel}, log)
+	devs, err := buildDevices(fac, sink, deviceOptions{data: fl.data, mqttBroker: fl.mqttBroker, profiles: fl.profiles, travel: fl.travel, bus: bus}, log)
 	if err != nil {
 		return err
 	}
@@ -159,9 +176,19 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	sink.g.Store(g)
+	var link *hubLink
+	if hub != nil {
+		if link, err = newHubLink(bus, hub, g, store, log); err != nil {
+			return err
+		}
+		defer link.close()
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if link != nil {
+		link.register(reg)
+	}
 	app := httpapi.New(httpapi.Config{Garage: g, Store: store, Logger: log, OperatorTokens: tokens, Registry: reg, Ready: g.Err,
 		Devices: devs.status, Mount: devs.mount})
 	ln, err := net.Listen("tcp", fl.listen)
@@ -169,6 +196,9 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	log.Info("gatehouse-edge started", "facility", fac.ID, "api", "http://"+ln.Addr().String(), "seq", g.Seq(), "version", version)
+	if hub != nil {
+		log.Info("syncing with the cloud hub", "hub", hub.URL, "user", hub.User)
+	}
 	fmt.Fprintf(stdout, "gatehouse-edge %s: facility %s, API http://%s\n", version, fac.ID, ln.Addr())
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -185,8 +215,26 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 		tr := &inmem.Traffic{Garage: g, PerMinute: fl.traffic, Dwell: fl.dwell, Pass: fl.pass, Logger: log}
 		go func() { tr.Run(ctx); errc <- nil }()
 	}
+	// The link outlives ctx by the drain below.
+	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLink()
+	linkDone := make(chan struct{})
+	if link != nil {
+		go func() { link.run(linkCtx); close(linkDone) }()
+	} else {
+		close(linkDone)
+	}
 	err = <-errc
 	cancel()
+	if link != nil {
+		if err == nil || errors.Is(err, context.Canceled) {
+			if g.Sync() == nil {
+				link.drain(fl.hubDrain)
+			}
+		}
+		stopLink()
+		<-linkDone
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
