@@ -1,62 +1,95 @@
 #!/usr/bin/env bash
-# make demo: the demo garage run by a real gatehouse-edge, its devices played by
-# gatehouse-sim over Modbus TCP, serial lines on pseudo-terminals, MQTT (the edge's own
-# listener) and Hikvision/Axis camera pushes, until Ctrl-C. DEMO_SECONDS=N stops it
-# by itself after N seconds.
+# make demo: two simulated garages run by real gatehouse-edge processes, synced over
+# NATS leaf nodes into one gatehouse-cloud (embedded NATS hub, throwaway PostgreSQL
+# from the system's binaries). Each garage's devices are played by a gatehouse-sim over
+# Modbus TCP, serial lines on pseudo-terminals, MQTT (the edge's own listener) and
+# Hikvision/Axis camera pushes. Runs until Ctrl-C; DEMO_SECONDS=N stops it after N s
+# and prints each garage's counts as the edge, the simulator and the cloud see them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${DEMO_DATA:-$(mktemp -d -t gatehouse-demo.XXXXXX)}
-port=${DEMO_PORT:-8080}
-mqtt=${DEMO_MQTT_PORT:-18830}
-simport=${DEMO_SIM_PORT:-8090}
+base=${DEMO_PORT:-8080}      # edge APIs on base, base+1; simulators on base+10, base+11
+cloud=${DEMO_CLOUD_PORT:-8070}
 token=${DEMO_TOKEN:-demo-operator-token-0001}
-export GATEHOUSE_SIM_MODBUS=${GATEHOUSE_SIM_MODBUS:-127.0.0.1:15020}
-export GATEHOUSE_SIM_DIR=${GATEHOUSE_SIM_DIR:-$data/tty}
-mkdir -p "$GATEHOUSE_SIM_DIR"
 config=deploy/garage-sim.yaml
+garages=(demo-garage garage-b)
+# The throwaway PostgreSQL runs as the postgres user, which must reach its data dir.
+chmod 711 "$data"
 
-bin/gatehouse-edge check-config "$config"
+# The cloud needs PostgreSQL's binaries for its throwaway database.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "demo: installing Debian's postgresql package for the cloud's throwaway database"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+fi
+
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
+wait_http() { for _ in $(seq 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "demo: $1 did not come up" >&2; return 1; }
 
-bin/gatehouse-edge run --config "$config" --data "$data/edge" --listen "127.0.0.1:$port" \
-  --operator-tokens "demo:$token" --mqtt-port "$mqtt" >"$data/edge.log" 2>&1 &
+bin/gatehouse-cloud run --data-dir "$data/cloud" --listen "127.0.0.1:$cloud" \
+  --nats-listen 127.0.0.1:0 --leaf-listen "127.0.0.1:${DEMO_LEAF_PORT:-17422}" >"$data/cloud.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-bin/gatehouse-sim --config "$config" --edge "http://127.0.0.1:$port" --kiosk-token "$token" \
-  --mqtt "tcp://127.0.0.1:$mqtt" --listen "127.0.0.1:$simport" --rate 25 --speedup 30 --dwell 2h \
-  --wait-healthy 60s --fault-every 90s --fault-for 15s >"$data/sim.log" 2>&1 &
-pids+=($!)
+wait_http "http://127.0.0.1:$cloud/healthz"
+
+for i in 0 1; do
+  id=${garages[$i]}
+  dir=$data/$id
+  mkdir -p "$dir/tty"
+  creds=$(bin/gatehouse-cloud facility add --data-dir "$data/cloud" "$id" | sed -n 's/^credentials: //p')
+  api=$((base + i)); sim=$((base + 10 + i))
+  export GATEHOUSE_FACILITY=$id GATEHOUSE_SIM_MODBUS=127.0.0.1:$((15020 + i)) GATEHOUSE_SIM_DIR=$dir/tty
+  bin/gatehouse-edge run --config "$config" --data "$dir/edge" --listen "127.0.0.1:$api" \
+    --operator-tokens "demo:$token" --mqtt-port $((18830 + i)) --hub-credentials "$creds" >"$dir/edge.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$api/healthz"
+  bin/gatehouse-sim --config "$config" --edge "http://127.0.0.1:$api" --kiosk-token "$token" \
+    --mqtt "tcp://127.0.0.1:$((18830 + i))" --listen "127.0.0.1:$sim" --rate 25 --speedup 30 --dwell 2h \
+    --wait-healthy 60s --fault-every 90s --fault-for 15s --seed $((i + 1)) >"$dir/sim.log" 2>&1 &
+  pids+=($!)
+done
 
 cat <<MSG
 
-Gatehouse demo: garage 'demo-garage' (2 levels, 400 spaces, 4 lanes), devices simulated
-over Modbus TCP, serial, MQTT and camera pushes; cars arrive every few seconds, stays
-last minutes (time runs 30x), a random device fault every 90 s.
-  occupancy      http://127.0.0.1:$port/v1/occupancy
-  lanes          http://127.0.0.1:$port/v1/lanes
-  devices        http://127.0.0.1:$port/v1/devices
-  open sessions  http://127.0.0.1:$port/v1/sessions?open=true
-  events         http://127.0.0.1:$port/v1/events?after=0
-  alerts         http://127.0.0.1:$port/v1/alerts
-  kiosk pages    http://127.0.0.1:$port/kiosk/
-  metrics        http://127.0.0.1:$port/metrics
-  ground truth   http://127.0.0.1:$simport/truth   (the simulator's own count)
+Gatehouse demo: two garages (2 levels, 400 spaces, 4 lanes each) with their devices
+simulated over Modbus TCP, serial, MQTT and camera pushes, synced into one cloud. Cars
+arrive every few seconds, time runs 30x, a random device fault every 90 s.
+  cloud          http://127.0.0.1:$cloud/v1/facilities/demo-garage/status
+                 http://127.0.0.1:$cloud/v1/facilities/garage-b/status
+                 http://127.0.0.1:$cloud/metrics
+MSG
+for i in 0 1; do
+  api=$((base + i)); sim=$((base + 10 + i))
+  cat <<MSG
+  ${garages[$i]}:
+    occupancy    http://127.0.0.1:$api/v1/occupancy
+    lanes        http://127.0.0.1:$api/v1/lanes     devices http://127.0.0.1:$api/v1/devices
+    sessions     http://127.0.0.1:$api/v1/sessions?open=true
+    events       http://127.0.0.1:$api/v1/events?after=0
+    kiosks       http://127.0.0.1:$api/kiosk/       metrics http://127.0.0.1:$api/metrics
+    ground truth http://127.0.0.1:$sim/truth
+MSG
+done
+cat <<MSG
   operator token $token   (curl -H 'Authorization: Bearer $token' ...)
-  logs           $data/edge.log  $data/sim.log
+  live command   bin/gatehouse-cloud command --data-dir $data/cloud demo-garage open '{"operator":"you","reason":"demo","lane":"entry-1"}'
+  logs           $data
 Ctrl-C stops it.
 
 MSG
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"
-  echo "demo: occupancy after ${DEMO_SECONDS}s:"
-  curl -fsS "http://127.0.0.1:$port/v1/occupancy"; echo
-  echo "demo: ground truth:"
-  curl -fsS "http://127.0.0.1:$simport/truth"; echo
+  for i in 0 1; do
+    id=${garages[$i]}
+    echo "== $id after ${DEMO_SECONDS}s"
+    echo -n "edge:  "; curl -fsS "http://127.0.0.1:$((base + i))/v1/occupancy"; echo
+    echo -n "sim:   "; curl -fsS "http://127.0.0.1:$((base + 10 + i))/truth"; echo
+    echo -n "cloud: "; curl -fsS "http://127.0.0.1:$cloud/v1/facilities/$id/status"; echo
+  done
   exit 0
 fi
 wait
