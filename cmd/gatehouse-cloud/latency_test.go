@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"math"
-	"slices"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"

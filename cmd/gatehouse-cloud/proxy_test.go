@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"sync"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
