@@ -272,6 +272,9 @@ func (h *Hub) serverOptions(creds *Credentials) *server.Options {
 			// Garages never talk to each other: do not propagate one garage's
 			// subscriptions to the others.
 			IsolateLeafnodeInterest: true,
+			// Garages dial the URL in their credentials only: the hub's own view of its
+			// address (behind NAT or a load balancer) must not reach them in INFO.
+			NoAdvertise: true,
 		},
 		// The cloud binary owns the process's signals.
 		NoSigs: true,
