@@ -48,13 +48,16 @@ func (d *Downlink) Run(ctx context.Context) error {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := d.Logger
+	var quiet logLimit
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
 		err := d.follow(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		log.Warn("downlink interrupted; retrying", "err", err, "in", backoff)
+		if err != nil && quiet.ok(err.Error()) {
+			log.Warn("downlink interrupted; retrying (repeats are logged once a minute)", "err", err, "in", backoff)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -119,6 +119,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 	u.cursor.Store(cursor)
 	backoff := 100 * time.Millisecond
+	var quiet logLimit
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -166,7 +167,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 			}
 			msg := err.Error()
 			u.lastErr.Store(&msg)
-			u.Logger.Warn("uplink publish failed; retrying", "cursor", cursor, "err", err, "in", backoff)
+			if quiet.ok(msg) {
+				u.Logger.Warn("uplink publish failed; retrying (repeats are logged once a minute)", "cursor", cursor, "err", err, "in", backoff)
+			}
 			select {
 			case <-ctx.Done():
 				return nil
@@ -219,4 +222,20 @@ func (u *Uplink) publish(ctx context.Context, js jetstream.JetStream, evs []*gh.
 		return len(futures), errors.New("publish queue full")
 	}
 	return len(futures), nil
+}
+
+// logLimit lets a repeated failure through once a minute, and a new one at once, so a
+// garage offline for a week does not write a warning every few seconds.
+type logLimit struct {
+	last    string
+	lastLog time.Time
+}
+
+func (l *logLimit) ok(msg string) bool {
+	now := time.Now()
+	if msg != l.last || now.Sub(l.lastLog) >= time.Minute {
+		l.last, l.lastLog = msg, now
+		return true
+	}
+	return false
 }
