@@ -163,44 +163,7 @@ var apiLine = regexp.MustCompile(`^\s+api\s+(http://\S+)`)
 
 func startCloud(t *testing.T, bin, dir string) *cloudProc {
 	t.Helper()
-	c := &cloudProc{log: &syncBuffer{}, done: make(chan error, 1)}
-	c.cmd = exec.Command(bin, "run", "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--leaf-listen", "127.0.0.1:0")
-	c.cmd.Dir = dir
-	c.cmd.Env = cleanEnv()
-	c.cmd.Stderr = c.log
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	apic := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.log.Write([]byte(sc.Text() + "\n"))
-			if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
-				apic <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		c.done <- c.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("gatehouse-cloud log:\n%s", c.log)
-		}
-	})
-	select {
-	case c.api = <-apic:
-	case err := <-c.done:
-		t.Fatalf("gatehouse-cloud exited at start: %v\n%s", err, c.log)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("gatehouse-cloud did not start:\n%s", c.log)
-	}
-	return c
+	return startCloudArgs(t, bin, dir, "run", "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--leaf-listen", "127.0.0.1:0")
 }
 
 func (c *cloudProc) stop(t *testing.T) {
