@@ -40,41 +40,7 @@ var eventType = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){0,7}$`)
 // PayloadType returns the event type that the envelope's payload has, such as
 // "session.started", or "" when the payload is empty or of a kind this build does not
 // know.
-func PayloadType(env *gh.Envelope) string {
-	switch env.GetPayload().(type) {
-	case *gh.Envelope_SessionStarted:
-		return "session.started"
-	case *gh.Envelope_SessionEnded:
-		return "session.ended"
-	case *gh.Envelope_SessionSegmentStarted:
-		return "session.segment.started"
-	case *gh.Envelope_SpotStatusChanged:
-		return "spot.status.changed"
-	case *gh.Envelope_PaymentProcessed:
-		return "payment.processed"
-	case *gh.Envelope_AlertTriggered:
-		return "alert.triggered"
-	case *gh.Envelope_GateDecision:
-		return "gate.decision"
-	case *gh.Envelope_GateOpened:
-		return "gate.opened"
-	case *gh.Envelope_GateClosed:
-		return "gate.closed"
-	case *gh.Envelope_GateManualOpen:
-		return "gate.manual_open"
-	case *gh.Envelope_OccupancyChanged:
-		return "occupancy.changed"
-	case *gh.Envelope_OccupancyReset:
-		return "occupancy.reset"
-	case *gh.Envelope_LaneStatusChanged:
-		return "lane.status.changed"
-	case *gh.Envelope_CredentialUsed:
-		return "credential.used"
-	case *gh.Envelope_CredentialsReplaced:
-		return "credentials.replaced"
-	}
-	return ""
-}
+func PayloadType(env *gh.Envelope) string { return env.PayloadType() }
 
 // knownTypes are the event types this build projects.
 var knownTypes = map[string]bool{

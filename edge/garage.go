@@ -12,6 +12,7 @@ import (
 	"time"
 
 	gh "github.com/gatehouse-parking/gatehouse/proto/gatehouse/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -208,7 +209,7 @@ type command struct {
 
 func (g *Garage) begin(now time.Time) *txn { return &txn{g: g, now: now} }
 
-func (t *txn) emit(laneID string, payload any) {
+func (t *txn) emit(laneID string, payload proto.Message) {
 	if t.err != nil {
 		return
 	}
@@ -219,7 +220,7 @@ func (t *txn) emit(laneID string, payload any) {
 		OccurredAt: timestamppb.New(t.now),
 		LaneId:     laneID,
 	}
-	setPayload(ev, payload)
+	ev.SetPayload(payload)
 	if err := t.g.st.Apply(ev); err != nil {
 		t.err = err
 		return
@@ -347,41 +348,4 @@ func newID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func setPayload(ev *gh.Envelope, p any) {
-	switch x := p.(type) {
-	case *gh.SessionStarted:
-		ev.Type, ev.Payload = "session.started", &gh.Envelope_SessionStarted{SessionStarted: x}
-	case *gh.SessionEnded:
-		ev.Type, ev.Payload = "session.ended", &gh.Envelope_SessionEnded{SessionEnded: x}
-	case *gh.SessionSegmentStarted:
-		ev.Type, ev.Payload = "session.segment.started", &gh.Envelope_SessionSegmentStarted{SessionSegmentStarted: x}
-	case *gh.SpotStatusChanged:
-		ev.Type, ev.Payload = "spot.status.changed", &gh.Envelope_SpotStatusChanged{SpotStatusChanged: x}
-	case *gh.PaymentProcessed:
-		ev.Type, ev.Payload = "payment.processed", &gh.Envelope_PaymentProcessed{PaymentProcessed: x}
-	case *gh.AlertTriggered:
-		ev.Type, ev.Payload = "alert.triggered", &gh.Envelope_AlertTriggered{AlertTriggered: x}
-	case *gh.GateDecision:
-		ev.Type, ev.Payload = "gate.decision", &gh.Envelope_GateDecision{GateDecision: x}
-	case *gh.GateOpened:
-		ev.Type, ev.Payload = "gate.opened", &gh.Envelope_GateOpened{GateOpened: x}
-	case *gh.GateClosed:
-		ev.Type, ev.Payload = "gate.closed", &gh.Envelope_GateClosed{GateClosed: x}
-	case *gh.GateManualOpen:
-		ev.Type, ev.Payload = "gate.manual_open", &gh.Envelope_GateManualOpen{GateManualOpen: x}
-	case *gh.OccupancyChanged:
-		ev.Type, ev.Payload = "occupancy.changed", &gh.Envelope_OccupancyChanged{OccupancyChanged: x}
-	case *gh.OccupancyReset:
-		ev.Type, ev.Payload = "occupancy.reset", &gh.Envelope_OccupancyReset{OccupancyReset: x}
-	case *gh.LaneStatusChanged:
-		ev.Type, ev.Payload = "lane.status.changed", &gh.Envelope_LaneStatusChanged{LaneStatusChanged: x}
-	case *gh.CredentialUsed:
-		ev.Type, ev.Payload = "credential.used", &gh.Envelope_CredentialUsed{CredentialUsed: x}
-	case *gh.CredentialsReplaced:
-		ev.Type, ev.Payload = "credentials.replaced", &gh.Envelope_CredentialsReplaced{CredentialsReplaced: x}
-	default:
-		panic(fmt.Sprintf("edge: unknown event payload %T", p))
-	}
 }

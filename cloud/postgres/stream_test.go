@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -103,7 +104,7 @@ func generate(facility string, seed uint64, n int) []*gh.Envelope {
 	return s.out[:n]
 }
 
-func (s *stream) emit(lane string, payload any) {
+func (s *stream) emit(lane string, payload proto.Message) {
 	s.seq++
 	var id [16]byte
 	for i := range id {
@@ -111,36 +112,7 @@ func (s *stream) emit(lane string, payload any) {
 	}
 	ev := &gh.Envelope{FacilityId: s.f, Seq: s.seq, EventId: fmt.Sprintf("%x", id),
 		OccurredAt: timestamppb.New(s.now), LaneId: lane}
-	switch x := payload.(type) {
-	case *gh.SessionStarted:
-		ev.Type, ev.Payload = "session.started", &gh.Envelope_SessionStarted{SessionStarted: x}
-	case *gh.SessionEnded:
-		ev.Type, ev.Payload = "session.ended", &gh.Envelope_SessionEnded{SessionEnded: x}
-	case *gh.SessionSegmentStarted:
-		ev.Type, ev.Payload = "session.segment.started", &gh.Envelope_SessionSegmentStarted{SessionSegmentStarted: x}
-	case *gh.SpotStatusChanged:
-		ev.Type, ev.Payload = "spot.status.changed", &gh.Envelope_SpotStatusChanged{SpotStatusChanged: x}
-	case *gh.PaymentProcessed:
-		ev.Type, ev.Payload = "payment.processed", &gh.Envelope_PaymentProcessed{PaymentProcessed: x}
-	case *gh.AlertTriggered:
-		ev.Type, ev.Payload = "alert.triggered", &gh.Envelope_AlertTriggered{AlertTriggered: x}
-	case *gh.GateDecision:
-		ev.Type, ev.Payload = "gate.decision", &gh.Envelope_GateDecision{GateDecision: x}
-	case *gh.GateOpened:
-		ev.Type, ev.Payload = "gate.opened", &gh.Envelope_GateOpened{GateOpened: x}
-	case *gh.GateClosed:
-		ev.Type, ev.Payload = "gate.closed", &gh.Envelope_GateClosed{GateClosed: x}
-	case *gh.OccupancyChanged:
-		ev.Type, ev.Payload = "occupancy.changed", &gh.Envelope_OccupancyChanged{OccupancyChanged: x}
-	case *gh.OccupancyReset:
-		ev.Type, ev.Payload = "occupancy.reset", &gh.Envelope_OccupancyReset{OccupancyReset: x}
-	case *gh.LaneStatusChanged:
-		ev.Type, ev.Payload = "lane.status.changed", &gh.Envelope_LaneStatusChanged{LaneStatusChanged: x}
-	case *gh.CredentialUsed:
-		ev.Type, ev.Payload = "credential.used", &gh.Envelope_CredentialUsed{CredentialUsed: x}
-	default:
-		panic(fmt.Sprintf("stream: payload %T", payload))
-	}
+	ev.SetPayload(payload)
 	s.out = append(s.out, ev)
 }
 
