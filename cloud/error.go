@@ -7,12 +7,14 @@ import (
 
 // Error codes. Transports map them to status codes in one place.
 const (
-	EINVALID     = "invalid"
-	ENOTFOUND    = "not_found"
-	ECONFLICT    = "conflict"
-	EFORBIDDEN   = "forbidden"
-	EUNAVAILABLE = "unavailable"
-	EINTERNAL    = "internal"
+	EINVALID      = "invalid"
+	ENOTFOUND     = "not_found"
+	ECONFLICT     = "conflict"
+	EUNAUTHORIZED = "unauthorized" // no credentials, or credentials that are not valid
+	EFORBIDDEN    = "forbidden"    // valid credentials that do not allow the action
+	ETOOMANY      = "too_many"     // a rate limit was hit
+	EUNAVAILABLE  = "unavailable"
+	EINTERNAL     = "internal"
 )
 
 // Error is the domain error: Code is machine-readable, Message is safe to show a user,
