@@ -108,36 +108,82 @@ func (h *Hub) request(ctx context.Context, subject, reply string, body []byte) (
 
 // PublishDown publishes version version of a facility's downlink document of kind
 // kind to GH_DOWN, on gh.fac.<id>.down.<kind> with header Gh-Version. The stream keeps
-// only the latest message of each subject, so a garage that reconnects after a week
-// reads the latest of each document. Versions never go backwards: publishing the
-// version the hub holds is a no-op, an older one fails with ErrStaleVersion.
+// only the latest message of each subject, for as long as it is the latest (no age
+// limit), so a garage that reconnects after a week reads the latest of each document.
+// Versions never go backwards: publishing the version the hub holds is a no-op, an
+// older one fails with ErrStaleVersion.
 func (h *Hub) PublishDown(ctx context.Context, facility, kind string, version uint64, body []byte) error {
-	if err := ValidateFacility(facility); err != nil {
-		return err
-	}
-	if err := validateToken(kind); err != nil {
-		return err
-	}
 	if version == 0 {
 		return errors.New("natshub: document version 0")
 	}
+	_, err := h.publishDown(ctx, facility, kind, func(held uint64) (uint64, []byte, error) {
+		if held > version {
+			return 0, nil, fmt.Errorf("%w: %s holds version %d, not %d", ErrStaleVersion, DownSubject(facility, kind), held, version)
+		}
+		return version, body, nil
+	})
+	return err
+}
+
+// PublishDownNext publishes a facility's downlink document of kind kind as the version
+// after the one the hub holds (1 when it holds none), and returns that version. The
+// document carries its version, so encode makes the body for it; it may be called
+// again with a higher version if another publisher got there first.
+func (h *Hub) PublishDownNext(ctx context.Context, facility, kind string, encode func(version uint64) ([]byte, error)) (uint64, error) {
+	return h.publishDown(ctx, facility, kind, func(held uint64) (uint64, []byte, error) {
+		body, err := encode(held + 1)
+		return held + 1, body, err
+	})
+}
+
+// DownVersion is the version of a facility's downlink document of kind kind that the
+// hub holds; 0 when it holds none.
+func (h *Hub) DownVersion(ctx context.Context, facility, kind string) (uint64, error) {
+	if err := ValidateFacility(facility); err != nil {
+		return 0, err
+	}
+	if err := validateToken(kind); err != nil {
+		return 0, err
+	}
+	v, _, err := h.heldDown(ctx, DownSubject(facility, kind))
+	return v, err
+}
+
+// heldDown is the version and stream sequence of the document on subject; zeros when
+// there is none.
+func (h *Hub) heldDown(ctx context.Context, subject string) (version, seq uint64, err error) {
+	cur, err := h.down.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, 0, nil
+	case err != nil:
+		return 0, 0, fmt.Errorf("natshub: read %s: %w", subject, err)
+	}
+	v, _ := strconv.ParseUint(cur.Header.Get(VersionHeader), 10, 64)
+	return v, cur.Sequence, nil
+}
+
+// publishDown publishes the document next chooses given the version held: a version
+// equal to the held one is a no-op. It returns the version the hub then holds.
+func (h *Hub) publishDown(ctx context.Context, facility, kind string, next func(held uint64) (uint64, []byte, error)) (uint64, error) {
+	if err := ValidateFacility(facility); err != nil {
+		return 0, err
+	}
+	if err := validateToken(kind); err != nil {
+		return 0, err
+	}
 	subject := DownSubject(facility, kind)
 	for attempt := 0; ; attempt++ {
-		var last uint64 // stream sequence of the current document, 0 if none
-		cur, err := h.down.GetLastMsgForSubject(ctx, subject)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-		case err != nil:
-			return fmt.Errorf("natshub: read %s: %w", subject, err)
-		default:
-			last = cur.Sequence
-			v, _ := strconv.ParseUint(cur.Header.Get(VersionHeader), 10, 64)
-			if v == version {
-				return nil
-			}
-			if v > version {
-				return fmt.Errorf("%w: %s holds version %d, not %d", ErrStaleVersion, subject, v, version)
-			}
+		held, last, err := h.heldDown(ctx, subject)
+		if err != nil {
+			return 0, err
+		}
+		version, body, err := next(held)
+		if err != nil {
+			return 0, err
+		}
+		if version == held {
+			return version, nil
 		}
 		msg := nats.NewMsg(subject)
 		msg.Data = body
@@ -145,14 +191,20 @@ func (h *Hub) PublishDown(ctx context.Context, facility, kind string, version ui
 		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%s:%d", facility, kind, version))
 		// Compare-and-set on the subject's last sequence: two publishers racing cannot
 		// put an older version over a newer one.
-		_, err = h.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last))
+		ack, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last))
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence && attempt < 5 {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("natshub: publish %s: %w", subject, err)
+			return 0, fmt.Errorf("natshub: publish %s: %w", subject, err)
 		}
-		return nil
+		if ack.Duplicate && attempt < 5 {
+			// Another publisher's document of this version got there first, and the
+			// message id was checked before the last sequence (a single server checks
+			// the sequence first; a cluster need not): read again.
+			continue
+		}
+		return version, nil
 	}
 }

@@ -134,6 +134,34 @@ func waitInterest(tb testing.TB, s *server.Server, subject string) {
 	waitFor(tb, "interest in "+subject, func() bool { return s.GlobalAccount().SubscriptionInterest(subject) })
 }
 
+// waitLeafInterest waits until the hub holds, on the leaf connection of the edge
+// server edge, a subscription that matches subject. Interest in the hub's account is
+// not enough in a test with several garages: another garage's wildcard subscription
+// (">" is accepted, then filtered message by message) makes the subject look wanted
+// before the edge's own subscription has crossed its leaf. The leaf connection's
+// subscription and the account's interest are recorded under one lock, so once Leafz
+// lists it a message published on the hub reaches the edge.
+func waitLeafInterest(tb testing.TB, hub, edge *server.Server, subject string) {
+	tb.Helper()
+	waitFor(tb, "interest in "+subject+" on the hub's leaf connection from "+edge.Name(), func() bool {
+		lz, err := hub.Leafz(&server.LeafzOptions{Subscriptions: true})
+		if err != nil {
+			tb.Fatalf("Leafz: %v", err)
+		}
+		for _, l := range lz.Leafs {
+			if l.Name != edge.Name() {
+				continue
+			}
+			for _, s := range l.Subs {
+				if server.SubjectMatchesFilter(subject, s) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {

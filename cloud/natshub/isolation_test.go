@@ -76,19 +76,48 @@ func TestIsolation(t *testing.T) {
 		if err := ncB.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		waitInterest(t, hub, "gh.fac.b.cmd.open")
+		// B's own subscription must have crossed B's leaf: interest in the hub's account
+		// alone is already there from A's ">" (see waitLeafInterest).
+		waitLeafInterest(t, hub, edgeB, "gh.fac.b.down.tariffs")
+		waitLeafInterest(t, hub, edgeA, "gh.fac.a.cmd.marker")
 		for _, s := range []string{"gh.fac.b.down.tariffs", "gh.fac.b.cmd.open"} {
 			if err := cloud.Publish(s, []byte("for B only")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := subB.NextMsg(5 * time.Second); err != nil {
+			m, err := subB.NextMsg(5 * time.Second)
+			if err != nil {
 				t.Fatalf("B did not receive %s: %v", s, err)
 			}
+			if m.Subject != s {
+				t.Fatalf("B received %s; want %s", m.Subject, s)
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
-		for _, sub := range subsA {
-			if m, err := sub.NextMsg(10 * time.Millisecond); err == nil {
-				t.Errorf("A's subscription %q received %q", sub.Subject, m.Subject)
+		// A marker for A, published after B's messages on the same connection, crosses
+		// A's leaf after anything of B's would have: once A's ">" has it, A's other
+		// subscriptions hold whatever of B's reached A.
+		if err := cloud.Publish("gh.fac.a.cmd.marker", []byte("for A")); err != nil {
+			t.Fatal(err)
+		}
+		all := subsA[len(subsA)-1]
+		for {
+			m, err := all.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("A did not receive its own marker: %v", err)
+			}
+			if m.Subject == "gh.fac.a.cmd.marker" {
+				break
+			}
+			t.Errorf("A's subscription %q received %q", all.Subject, m.Subject)
+		}
+		for _, sub := range subsA[:len(subsA)-1] {
+			for {
+				m, err := sub.NextMsg(time.Millisecond)
+				if err != nil {
+					break
+				}
+				if m.Subject != "gh.fac.a.cmd.marker" {
+					t.Errorf("A's subscription %q received %q", sub.Subject, m.Subject)
+				}
 			}
 		}
 	})

@@ -93,7 +93,7 @@ type runFlags struct {
 	traffic                                 float64
 	dwell, travel, pass                     time.Duration
 	noSync                                  bool
-	hubCredentials                          string
+	hubCredentials, hubCA                   string
 	hubDrain                                time.Duration
 }
 
@@ -115,6 +115,7 @@ func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.IntVar(&f.mqttPort, "mqtt-port", 1883, "port of the edge's own MQTT listener on 127.0.0.1 when no broker is given (-1: any)")
 	fs.StringVar(&f.profiles, "profiles", getenv("GATEHOUSE_PROFILES"), "directory of extra Modbus device profiles (GATEHOUSE_PROFILES)")
 	fs.StringVar(&f.hubCredentials, "hub-credentials", getenv("GATEHOUSE_HUB_CREDENTIALS"), "credentials file issued by `gatehouse-cloud facility add`: sync with the cloud hub; empty: the garage runs alone (GATEHOUSE_HUB_CREDENTIALS)")
+	fs.StringVar(&f.hubCA, "hub-ca", getenv("GATEHOUSE_HUB_CA"), "PEM file of the CA that signed the hub's TLS certificate (a private CA); empty: the system's roots (GATEHOUSE_HUB_CA)")
 	fs.DurationVar(&f.hubDrain, "hub-drain", 5*time.Second, "on shutdown, wait up to this long for the uplink to ship what is left while the hub is connected")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -79,6 +80,9 @@ func (c *hubCredentials) remoteURL() (string, error) {
 // (hub credentials given). One server serves both. It returns nil when neither is
 // needed.
 func startBus(f *edge.Facility, fl *runFlags, hub *hubCredentials, log *slog.Logger) (*natsbus.Bus, error) {
+	if hub == nil && fl.hubCA != "" {
+		return nil, errors.New("--hub-ca without --hub-credentials: the CA is for the hub's TLS certificate")
+	}
 	mqttListener := len(f.DevicesByProtocol()["mqtt"]) > 0 && fl.mqttBroker == ""
 	if !mqttListener && hub == nil {
 		return nil, nil
@@ -95,7 +99,7 @@ func startBus(f *edge.Facility, fl *runFlags, hub *hubCredentials, log *slog.Log
 		}
 		// The garage's own JetStream domain, never "hub": clients address the hub's
 		// JetStream by its domain across the leaf.
-		cfg.HubURL, cfg.JetStreamDomain = u, "fac-"+f.ID
+		cfg.HubURL, cfg.JetStreamDomain, cfg.HubCA = u, "fac-"+f.ID, fl.hubCA
 	}
 	bus, err := natsbus.Start(cfg)
 	if err != nil {

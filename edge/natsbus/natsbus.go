@@ -11,11 +11,14 @@ package natsbus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +51,11 @@ type Config struct {
 	// tls:// URL with the garage's user and password in it, as issued by
 	// `gatehouse-cloud facility add` (docs/nats-hub.md). The leaf reconnects by itself.
 	HubURL string
+	// HubCA, if set, is a PEM file of the CA certificates the hub's TLS certificate
+	// must chain to, instead of the system's roots (a private CA). It makes the leaf
+	// connection use TLS whatever the URL's scheme; a hub whose certificate does not
+	// chain to it, or does not name the URL's host, is refused.
+	HubCA string
 }
 
 // Bus is a running embedded NATS server.
@@ -99,14 +107,24 @@ func Start(cfg Config) (*Bus, error) {
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("natsbus: hub URL %q: want nats-leaf://user:password@host:port", redact(cfg.HubURL))
 		}
+		remote := &server.RemoteLeafOpts{URLs: []*url.URL{u}}
+		if u.Scheme == "tls" || cfg.HubCA != "" {
+			tc, err := hubTLS(cfg.HubCA)
+			if err != nil {
+				return nil, err
+			}
+			remote.TLS, remote.TLSConfig = true, tc
+		}
 		opts.LeafNode.ReconnectInterval = 2 * time.Second
-		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{u}}}
+		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{remote}
+	} else if cfg.HubCA != "" {
+		return nil, errors.New("natsbus: a hub CA without a hub URL")
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
-	sl := &serverLog{log: logger.With("component", "nats-server")}
+	sl := &serverLog{log: logger.With("component", "nats-server"), hubCA: cfg.HubCA}
 	srv.SetLoggerV2(sl, logger.Enabled(context.Background(), slog.LevelDebug), false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(startTimeout) || !srv.JetStreamEnabled() {
@@ -124,6 +142,25 @@ func Start(cfg Config) (*Bus, error) {
 		b.mqttAddr = net.JoinHostPort(host, strconv.Itoa(opts.MQTT.Port))
 	}
 	return b, nil
+}
+
+// hubTLS is the leaf connection's TLS configuration: the hub's certificate is
+// verified against the CA certificates in the PEM file caFile, or the system's roots
+// when caFile is empty.
+func hubTLS(caFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return tc, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: hub CA: %w", err)
+	}
+	tc.RootCAs = x509.NewCertPool()
+	if !tc.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("natsbus: hub CA %s: no PEM certificate in it", caFile)
+	}
+	return tc, nil
 }
 
 // redact hides the password of a URL for error messages.
@@ -159,11 +196,17 @@ func (b *Bus) Shutdown() {
 // serverLog adapts slog to nats-server's Logger. A server "fatal" is logged as an
 // error and remembered for Start's error: the library must never exit the process.
 type serverLog struct {
-	log *slog.Logger
+	log   *slog.Logger
+	hubCA string // for the message of a failed TLS handshake with the hub
 
 	mu       sync.Mutex
 	firstErr string
+	lastTLS  time.Time // when a failed TLS handshake with the hub was last logged
 }
+
+// tlsLogEvery is how often a failing TLS handshake with the hub is logged: the leaf
+// retries every two seconds.
+const tlsLogEvery = time.Minute
 
 var _ server.Logger = (*serverLog)(nil)
 
@@ -190,8 +233,34 @@ func (l *serverLog) Fatalf(format string, v ...any) {
 	l.log.Error(msg, "fatal", true)
 }
 
-// Errorf implements server.Logger.
-func (l *serverLog) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+// Errorf implements server.Logger. A failed TLS handshake of the leaf connection is
+// said in the operator's terms, once a minute.
+func (l *serverLog) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if !strings.Contains(msg, "TLS leafnode handshake error") {
+		l.log.Error(msg)
+		return
+	}
+	l.mu.Lock()
+	quiet := time.Since(l.lastTLS) < tlsLogEvery
+	if !quiet {
+		l.lastTLS = time.Now()
+	}
+	l.mu.Unlock()
+	if quiet {
+		l.log.Debug(msg)
+		return
+	}
+	why := "the TLS handshake failed (does the hub's leafnode listener have TLS?)"
+	if strings.Contains(msg, "x509") || strings.Contains(msg, "certificate") {
+		trust := "the system's root CAs"
+		if l.hubCA != "" {
+			trust = "the hub CA " + l.hubCA
+		}
+		why = "its TLS certificate is not trusted (not signed by " + trust + ", or not for the hub URL's host)"
+	}
+	l.log.Error("cannot connect to the cloud hub: "+why+"; retrying, repeats are logged once a minute", "err", msg)
+}
 
 // Debugf implements server.Logger.
 func (l *serverLog) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

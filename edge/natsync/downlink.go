@@ -2,11 +2,14 @@ package natsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
+	"github.com/gatehouse-parking/gatehouse/edge"
 	gh "github.com/gatehouse-parking/gatehouse/proto/gatehouse/v1"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,11 +101,20 @@ func (d *Downlink) follow(ctx context.Context) error {
 			return err
 		}
 		doc := new(gh.CredentialsReplaced)
-		if err := proto.Unmarshal(msg.Data(), doc); err != nil || doc.Version == 0 {
-			d.Logger.Warn("malformed downlink document dropped", "subject", msg.Subject(), "err", err)
+		kind := msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:]
+		if err := proto.Unmarshal(msg.Data(), doc); err != nil || doc.Version == 0 || doc.Kind != kind {
+			d.Logger.Warn("malformed downlink document dropped", "subject", msg.Subject(), "kind", doc.GetKind(),
+				"version", doc.GetVersion(), "err", err)
 			continue
 		}
 		applied, err := d.Garage.ApplyCredentials(ctx, doc)
+		var e *edge.Error
+		if errors.As(err, &e) && e.Code == edge.EINVALID {
+			// A document this garage cannot apply (a kind it does not know, say) must
+			// not hold up the documents after it: it stays refused until replaced.
+			d.Logger.Warn("downlink document refused", "subject", msg.Subject(), "version", doc.Version, "err", err)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("apply %s v%d: %w", doc.Kind, doc.Version, err)
 		}

@@ -23,6 +23,11 @@ type fakeGarage struct {
 }
 
 func (f *fakeGarage) ApplyCredentials(ctx context.Context, doc *gh.CredentialsReplaced) (bool, error) {
+	switch doc.Kind { // as edge.Garage
+	case "permits", "reservations", "blocklist":
+	default:
+		return false, edge.Errorf(edge.EINVALID, "unknown document kind %q", doc.Kind)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if doc.Version <= f.versions[doc.Kind] {
@@ -148,5 +153,38 @@ func TestCommands(t *testing.T) {
 	}
 	if len(g.opened) != 1 || g.opened[0] != "cloud:alice|intercom" {
 		t.Fatalf("opened = %v; want the cloud operator recorded", g.opened)
+	}
+}
+
+// TestDownlinkSkipsDocumentsItCannotApply shows that a document the garage refuses (a
+// kind it does not know) or that is malformed (its kind is not its subject's) does not
+// hold up the documents published after it.
+func TestDownlinkSkipsDocumentsItCannotApply(t *testing.T) {
+	hub := startHub(t, t.TempDir(), -1)
+	defer hub.Shutdown()
+	nc, err := nats.Connect(hub.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	publishDown(t, js, "f1", "tariffs", 3)
+	b, _ := proto.Marshal(&gh.CredentialsReplaced{Kind: "permits", Version: 9})
+	if _, err := js.Publish(context.Background(), natsync.DownSubject("f1", "reservations"), b); err != nil {
+		t.Fatal(err)
+	}
+	publishDown(t, js, "f1", "blocklist", 2)
+
+	g := &fakeGarage{versions: map[string]uint64{}}
+	d := &natsync.Downlink{Facility: "f1", Conn: nc, Garage: g}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the block list after the refused documents", func() bool { return g.version("blocklist") == 2 })
+	publishDown(t, js, "f1", "permits", 1)
+	waitFor(t, "a document published later", func() bool { return g.version("permits") == 1 })
+	if v := g.version("permits"); v != 1 {
+		t.Errorf("permits version %d; want 1 (the permits document on the reservations subject is dropped)", v)
 	}
 }
