@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 CMDS := gatehouse-edge gatehouse-sim gatehouse-cloud
 FUZZTIME ?= 3s
 
-.PHONY: all build cross deps test test-go fuzz bench demo proto clean
+.PHONY: all build cross deps test test-go fuzz bench bench-lpr demo proto clean
 
 all: build
 
@@ -28,6 +28,7 @@ test: deps build
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); echo "gofmt: files above need formatting"; exit 1; }
 	GATEHOUSE_ARM64_BINARY=$(CURDIR)/$(BIN)/linux-arm64/gatehouse-edge $(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -race -short ./edge/...
+	$(GO) test -count=1 -tags gocv ./firmware-adapters/lpr/...
 	FUZZTIME=$(FUZZTIME) .ci/fuzz
 
 fuzz:
@@ -36,6 +37,13 @@ fuzz:
 # Benchmarks print a table; docs/BENCHMARKS.md records results and method.
 bench:
 	@.ci/bench
+
+# Plate recognition on photographs with ground truth (docs/BENCHMARKS.md), on one core.
+LPR_DATA ?= ../shared/data/alpr
+bench-lpr:
+	@.ci/install-deps
+	$(GO) build -tags gocv -o $(BIN)/lprbench ./firmware-adapters/lpr/cmd/lprbench
+	OPENCV_FOR_THREADS_NUM=1 taskset -c 0 $(BIN)/lprbench -data $(LPR_DATA)
 
 demo: build
 	@deploy/demo.sh

@@ -36,6 +36,7 @@ type devices struct {
 	barriers map[string]edge.Barrier
 	inmem    map[string]*inmem.Barrier
 	cameras  *camera.Receiver
+	plates   plateReader // lpr cameras; nil if none
 }
 
 type deviceOptions struct {
@@ -53,13 +54,23 @@ func buildDevices(f *edge.Facility, sink edge.Sink, opt deviceOptions, log *slog
 	var errs []error
 	for proto := range byProto {
 		switch proto {
-		case "inmem", "modbus_tcp", "modbus_rtu", "serial", "mqtt", "http_push":
+		case "inmem", "modbus_tcp", "modbus_rtu", "serial", "mqtt", "http_push", "lpr":
 		default:
 			errs = append(errs, fmt.Errorf("protocol %q is not supported (devices: %s)", proto, byProto[proto][0].ID))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if ld := byProto["lpr"]; len(ld) > 0 {
+		// First, so that every other driver's loop events reach it through the tap.
+		pr, err := newPlateReader(f, ld, sink, filepath.Join(opt.data, "images"), log.With("adapter", "lpr"))
+		if err != nil {
+			return nil, err
+		}
+		d.plates = pr
+		d.add(pr, nil)
+		sink = loopTap{next: sink, reader: pr}
 	}
 	for _, dev := range byProto["inmem"] {
 		if dev.Kind == edge.KindBarrier {
@@ -100,7 +111,9 @@ func buildDevices(f *edge.Facility, sink edge.Sink, opt deviceOptions, log *slog
 		}
 		d.add(drv, nil)
 	}
-	if cd := byProto["http_push"]; len(cd) > 0 {
+	if cd := byProto["http_push"]; len(cd) > 0 || d.plates != nil {
+		// The plate reader stores its images beside the cameras': this receiver
+		// serves them under /camera/images/.
 		rcv, err := camera.New(camera.Config{Devices: cd, Sink: sink, Logger: log.With("adapter", "camera"), ImageDir: filepath.Join(opt.data, "images")})
 		if err != nil {
 			d.close()
@@ -153,5 +166,8 @@ func (d *devices) run(ctx context.Context) error {
 func (d *devices) close() {
 	if d.cameras != nil {
 		d.cameras.Close()
+	}
+	if d.plates != nil {
+		d.plates.Close()
 	}
 }

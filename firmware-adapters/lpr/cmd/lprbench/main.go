@@ -1,0 +1,171 @@
+//go:build gocv
+
+// Command lprbench measures the plate recognizer on photographs with ground
+// truth: each subfolder of -data is a set of NAME.jpg images with NAME.txt
+// beside them, one tab-separated line "image x y width height PLATE". A set
+// named eu or us is read with that country's formats.
+//
+// For each set it reports detection recall (a returned plate box with IoU > 0.5
+// against the true box), the exact-read rate (the best plate equals the truth),
+// the matched rate (the best plate, looked up with plate.Index among all plates
+// of the set, finds the true one and only it: the exit case), and the
+// milliseconds per image on one core. It ends with one line per set:
+//
+//	lpr set=NAME images=N detected=X% exact=Y% matched=Z% ms_per_image=W
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"image"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-parking/gatehouse/edge/plate"
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr"
+)
+
+type truth struct {
+	image string
+	box   image.Rectangle
+	plate string
+}
+
+func main() {
+	data := flag.String("data", "../shared/data/alpr", "folder of sets")
+	verbose := flag.Bool("v", false, "print every image's result")
+	flag.Parse()
+	// One core: Go here, OpenCV through OPENCV_FOR_THREADS_NUM=1 and taskset
+	// (make bench-lpr sets both).
+	runtime.GOMAXPROCS(1)
+	if err := run(*data, *verbose, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(data string, verbose bool, w io.Writer) error {
+	ents, err := os.ReadDir(data)
+	if err != nil {
+		return err
+	}
+	var summary []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		set := e.Name()
+		truths, err := loadSet(filepath.Join(data, set))
+		if err != nil {
+			return err
+		}
+		if len(truths) == 0 {
+			continue
+		}
+		country := lpr.Country("")
+		if set == "eu" || set == "us" {
+			country = lpr.Country(set)
+		}
+		rec, err := lpr.NewRecognizer(lpr.Options{Country: country})
+		if err != nil {
+			return err
+		}
+		var known plate.Index
+		for _, t := range truths {
+			known.Add(t.plate, t.image)
+		}
+		var detected, exact, matched int
+		var spent time.Duration
+		for _, t := range truths {
+			b, err := os.ReadFile(filepath.Join(data, set, t.image))
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			plates, err := rec.RecognizeJPEG(b)
+			spent += time.Since(start)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.image, err)
+			}
+			det, read, hit := false, "", ""
+			for _, p := range plates {
+				det = det || lpr.IoU(p.Box, t.box) > 0.5
+			}
+			if len(plates) > 0 {
+				read = plates[0].Text
+				if h, out := known.Best(read); out == plate.Found {
+					hit = h.Plate
+				}
+			}
+			if det {
+				detected++
+			}
+			if read == t.plate {
+				exact++
+			}
+			if hit == t.plate {
+				matched++
+			}
+			if verbose {
+				conf := 0.0
+				if len(plates) > 0 {
+					conf = plates[0].Confidence
+				}
+				fmt.Fprintf(w, "%s/%s truth=%s read=%s conf=%.2f det=%v match=%s\n", set, t.image, t.plate, read, conf, det, hit)
+			}
+		}
+		n := len(truths)
+		pct := func(k int) string { return strconv.FormatFloat(100*float64(k)/float64(n), 'f', 1, 64) }
+		summary = append(summary, fmt.Sprintf("lpr set=%s images=%d detected=%s%% exact=%s%% matched=%s%% ms_per_image=%.1f",
+			set, n, pct(detected), pct(exact), pct(matched), float64(spent.Microseconds())/1000/float64(n)))
+	}
+	for _, s := range summary {
+		fmt.Fprintln(w, s)
+	}
+	return nil
+}
+
+// loadSet reads the ground truth of one set.
+func loadSet(dir string) ([]truth, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.txt"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var out []truth
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fs := strings.Split(strings.TrimSpace(sc.Text()), "\t")
+			if len(fs) < 6 {
+				continue
+			}
+			v := make([]int, 4)
+			for i := range v {
+				v[i], err = strconv.Atoi(fs[i+1])
+				if err != nil {
+					fh.Close()
+					return nil, fmt.Errorf("%s: %w", f, err)
+				}
+			}
+			img := filepath.Base(strings.TrimSuffix(f, ".txt")) + filepath.Ext(fs[0])
+			if _, err := os.Stat(filepath.Join(dir, img)); err != nil {
+				img = fs[0]
+			}
+			out = append(out, truth{image: img, box: image.Rect(v[0], v[1], v[0]+v[2], v[1]+v[3]), plate: plate.Normalize(fs[5])})
+		}
+		fh.Close()
+	}
+	return out, nil
+}

@@ -1,0 +1,133 @@
+//go:build gocv
+
+// Command lprtrain trains the recognizer's glyph classifier on plates it renders
+// itself with the fonts Debian ships (fonts-dejavu, fonts-liberation2,
+// fonts-freefont-ttf, fonts-urw-base35, fonts-croscore, fonts-roboto-unhinted),
+// and writes firmware-adapters/lpr/model.bin. No photograph is used.
+//
+// Each rendered plate is segmented by the recognizer's own segmentation
+// (lpr.SegmentGlyphs), so the classifier learns the crops it will be shown;
+// plates whose segmentation does not yield exactly their characters are skipped.
+//
+//	go run -tags gocv ./firmware-adapters/lpr/cmd/lprtrain -out firmware-adapters/lpr/model.bin
+package main
+
+import (
+	"flag"
+	"fmt"
+	"image"
+	"log"
+	"math/rand/v2"
+	"os"
+	"strings"
+
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr"
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr/synth"
+	"golang.org/x/image/font/opentype"
+)
+
+// TrainFonts are the fonts lprtrain draws with, by file name.
+var TrainFonts = []string{
+	"DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansCondensed.ttf", "DejaVuSansCondensed-Bold.ttf",
+	"DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf",
+	"LiberationMono-Regular.ttf", "FreeSans.ttf", "FreeSansBold.ttf", "NimbusSans-Regular.otf", "NimbusSans-Bold.otf",
+	"NimbusSansNarrow-Regular.otf", "NimbusSansNarrow-Bold.otf", "URWGothic-Book.otf", "URWGothic-Demi.otf",
+	"Cousine-Regular.ttf", "Cousine-Bold.ttf", "RobotoCondensed-Regular.ttf", "RobotoCondensed-Bold.ttf",
+	"Roboto-Regular.ttf", "Roboto-Medium.ttf", "Roboto-Bold.ttf",
+}
+
+func main() {
+	out := flag.String("out", "firmware-adapters/lpr/model.bin", "where to write the model")
+	plates := flag.Int("plates", 6000, "plates to render")
+	hidden := flag.Int("hidden", 96, "hidden units")
+	epochs := flag.Int("epochs", 12, "training epochs")
+	seed := flag.Uint64("seed", 1, "random seed")
+	flag.Parse()
+
+	var fonts []*opentype.Font
+	for _, p := range synth.Fonts(TrainFonts...) {
+		f, err := synth.LoadFont(p)
+		if err != nil {
+			log.Printf("skip %s: %v", p, err)
+			continue
+		}
+		fonts = append(fonts, f)
+	}
+	if len(fonts) == 0 {
+		log.Fatal("lprtrain: no fonts found: apt-get install fonts-dejavu-core")
+	}
+	log.Printf("%d fonts", len(fonts))
+	rng := rand.New(rand.NewPCG(*seed, 99))
+	var samples []lpr.GlyphSample
+	used, skipped := 0, 0
+	for i := 0; i < *plates; i++ {
+		text := randomText(rng)
+		p := synth.Plate{
+			Text: text, Style: synth.Style(rng.IntN(2)), Font: fonts[rng.IntN(len(fonts))],
+			CharHeight: 12 + rng.IntN(30), Tilt: rng.NormFloat64() * 4, Perspective: rng.Float64() * 0.15,
+			Blur: rng.Float64() * 1.2, Noise: rng.Float64() * 12, Quality: 30 + rng.IntN(60), Inverse: rng.IntN(8) == 0,
+		}
+		r, err := synth.Render(p, rng)
+		if err != nil {
+			skipped++
+			continue
+		}
+		lines, err := lpr.SegmentGlyphs(r.Image)
+		r.Image.Close()
+		if err != nil {
+			skipped++
+			continue
+		}
+		chars := strings.ReplaceAll(text, " ", "")
+		ok := false
+		for _, ln := range lines {
+			if len(ln.Features) != len(chars) || lpr.IoU(ln.Box, r.TextBox) < 0.5 || !inside(ln.Box, r.TextBox) {
+				continue
+			}
+			for k, x := range ln.Features {
+				samples = append(samples, lpr.GlyphSample{X: x, Class: strings.IndexByte(lpr.Classes, chars[k])})
+			}
+			ok = true
+			break
+		}
+		if ok {
+			used++
+		} else {
+			skipped++
+		}
+	}
+	log.Printf("%d plates segmented right, %d skipped; %d glyphs", used, skipped, len(samples))
+	model, err := lpr.Train(samples, lpr.TrainOptions{Hidden: *hidden, Epochs: *epochs, Rate: 0.05, Seed: *seed,
+		Progress: func(ep int, acc float64) { log.Printf("epoch %d: training accuracy %.4f", ep, acc) }})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(*out, model, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("wrote %s (%d bytes)\n", *out, len(model))
+}
+
+// inside reports whether a lies within b grown by a fifth of b's height.
+func inside(a, b image.Rectangle) bool {
+	return a.In(b.Inset(-b.Dy() / 5))
+}
+
+// randomText draws plate text: every character equally often, in plate-like
+// runs of letters and digits, sometimes with a space.
+func randomText(rng *rand.Rand) string {
+	const letters, digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
+	n := 5 + rng.IntN(4)
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if rng.IntN(2) == 0 {
+			b.WriteByte(letters[rng.IntN(len(letters))])
+		} else {
+			b.WriteByte(digits[rng.IntN(len(digits))])
+		}
+		if i > 0 && i < n-1 && rng.IntN(8) == 0 {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}

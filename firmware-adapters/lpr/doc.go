@@ -1,0 +1,29 @@
+// Package lpr reads licence plates from plain IP cameras, for lanes whose
+// cameras cannot read plates themselves. It hands the garage the same
+// edge.PlateRead a camera-push adapter does (normalized text, a confidence, the
+// stored images), so the lane logic cannot tell the two apart.
+//
+// The recognizer (built with -tags gocv: it needs OpenCV through gocv) works in
+// the spirit of OpenALPR:
+//
+//  1. localisation: adaptive thresholds in both polarities; connected components
+//     shaped like characters; chains of four to ten of similar height on one
+//     baseline are candidate plates;
+//  2. deskew: the chain's baseline angle is rotated out;
+//  3. segmentation: each component of the chain is one character;
+//  4. recognition: a small perceptron (network.go) classifies each character's
+//     16×24 crop; it is trained by cmd/lprtrain on plates rendered with Debian's
+//     fonts (synth), never on photographs, and embedded as model.bin;
+//  5. formats: per country, letter/digit shapes resolve O/0, I/1, B/8, S/5, Z/2
+//     and G/6 (format.go);
+//  6. voting: a Reader reads several frames per vehicle and votes with
+//     plate.Vote; a vote without a strict majority is reported unsure (text with
+//     confidence 0), never guessed.
+//
+// Every image is checked (size, type, header dimensions) before OpenCV sees it:
+// a C++ exception in OpenCV aborts the process. docs/lpr.md is the operator's
+// guide; docs/BENCHMARKS.md has the measured accuracy.
+//
+// The pure-Go parts (classifier, formats, image store) build without gocv; the
+// default edge build has no Reader and cmd/gatehouse-edge says so.
+package lpr

@@ -1,0 +1,99 @@
+package lpr
+
+import (
+	"strings"
+	"testing"
+)
+
+// probsFor builds classifier outputs: each position's characters with their
+// probabilities, the rest sharing what is left.
+func probsFor(pos ...map[byte]float32) [][]float32 {
+	out := make([][]float32, len(pos))
+	for i, m := range pos {
+		p := make([]float32, len(Classes))
+		var sum float32
+		for c, v := range m {
+			p[strings.IndexByte(Classes, c)] = v
+			sum += v
+		}
+		rest := (1 - sum) / float32(len(Classes)-len(m))
+		for k := range p {
+			if p[k] == 0 {
+				p[k] = rest
+			}
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func sure(c byte) map[byte]float32 { return map[byte]float32{c: 0.97} }
+
+func TestDecode(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		probs    [][]float32
+		country  Country
+		want     string
+		format   string
+		minConf  float64
+		maxConfB float64
+	}{
+		{"clear", probsFor(sure('A'), sure('B'), sure('1'), sure('2'), sure('C'), sure('D'), sure('E')), CountryEU, "AB12CDE", "LLNNLLL", 0.9, 1},
+		{"O among digits is 0", probsFor(sure('A'), sure('B'), sure('C'), sure('1'), map[byte]float32{'O': 0.5, '0': 0.45}, sure('3'), sure('4')), CountryUS, "ABC1034", "LLLNNNN", 0.9, 1},
+		{"8 among letters is B", probsFor(sure('X'), map[byte]float32{'8': 0.55, 'B': 0.4}, sure('1'), sure('2'), sure('C'), sure('D'), sure('E')), CountryEU, "XB12CDE", "LLNNLLL", 0.9, 1},
+		{"a clear odd shape is kept", probsFor(sure('Y'), sure('G'), sure('9'), sure('X'), sure('2'), sure('G')), CountryUS, "YG9X2G", "", 0.9, 1},
+		{"a doubtful character lowers confidence", probsFor(sure('A'), map[byte]float32{'H': 0.4, 'M': 0.35}, sure('1'), sure('2'), sure('C')), CountryEU, "AH12C", "", 0, 0.9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, format, conf := decode(tc.probs, tc.country)
+			if got != tc.want || format != tc.format || conf < tc.minConf || conf > tc.maxConfB {
+				t.Errorf("decode = %q, %q, %.2f; want %q, %q, confidence in [%.2f, %.2f]", got, format, conf, tc.want, tc.format, tc.minConf, tc.maxConfB)
+			}
+		})
+	}
+	if got, _, conf := decode(nil, CountryEU); got != "" || conf != 0 {
+		t.Errorf("decode(nil) = %q, %v", got, conf)
+	}
+}
+
+func TestNetworkRoundTrip(t *testing.T) {
+	var samples []GlyphSample
+	for range 100 {
+		samples = append(samples, GlyphSample{X: make([]float32, GlyphFeatures), Class: 3}, GlyphSample{X: ones(GlyphFeatures), Class: 10})
+	}
+	b, err := Train(samples, TrainOptions{Hidden: 8, Epochs: 5, Rate: 0.05, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := decodeNetwork(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, p := make([]float32, n.hid), make([]float32, n.out)
+	for _, s := range samples {
+		n.forward(s.X, h, p)
+		best := 0
+		for k := range p {
+			if p[k] > p[best] {
+				best = k
+			}
+		}
+		if best != s.Class {
+			t.Errorf("class of sample = %d; want %d", best, s.Class)
+		}
+	}
+	for _, bad := range [][]byte{nil, []byte("LPRN1"), b[:len(b)-1], append([]byte("XXXXX"), b[5:]...)} {
+		if _, err := decodeNetwork(bad); err == nil {
+			t.Errorf("decodeNetwork(%d bytes) accepted a broken model", len(bad))
+		}
+	}
+}
+
+func ones(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
+}

@@ -1,0 +1,67 @@
+//go:build gocv
+
+package lpr
+
+import (
+	"fmt"
+	"image"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr/synth"
+	"gocv.io/x/gocv"
+	"golang.org/x/image/font/opentype"
+)
+
+// testFont loads DejaVu Sans Bold (fonts-dejavu-core, which .ci/install-deps
+// installs): the tests render their own plates and need no photographs.
+func testFont(tb testing.TB) *opentype.Font {
+	tb.Helper()
+	paths := synth.Fonts("DejaVuSans-Bold.ttf")
+	if len(paths) == 0 {
+		tb.Fatal("DejaVuSans-Bold.ttf not found: apt-get install fonts-dejavu-core (make deps)")
+	}
+	f, err := synth.LoadFont(paths[0])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+// renderJPEG renders p and returns it as JPEG bytes with its plate box.
+func renderJPEG(tb testing.TB, p synth.Plate, rng *rand.Rand) ([]byte, synth.Rendered) {
+	tb.Helper()
+	r, err := synth.Render(p, rng)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer r.Image.Close()
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, r.Image, []int{gocv.IMWriteJpegQuality, 90})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer buf.Close()
+	return append([]byte(nil), buf.GetBytes()...), r
+}
+
+// randomPlate returns a plate text of the style's most common shape.
+func randomPlate(rng *rand.Rand, style synth.Style) string {
+	const L, N = "ABCDEFGHJKLMNPRSTUVWXYZ", "0123456789"
+	shape := "LLNNLLL"
+	if style == synth.US {
+		shape = "LLLNNNN"
+	}
+	b := make([]byte, len(shape))
+	for i, c := range shape {
+		if c == 'L' {
+			b[i] = L[rng.IntN(len(L))]
+		} else {
+			b[i] = N[rng.IntN(len(N))]
+		}
+	}
+	return string(b)
+}
+
+func pct(k, n int) string { return fmt.Sprintf("%d/%d", k, n) }
+
+func image2(w, h int) image.Point { return image.Pt(w, h) }

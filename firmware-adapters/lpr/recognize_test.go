@@ -1,0 +1,130 @@
+//go:build gocv
+
+package lpr
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr/synth"
+	"gocv.io/x/gocv"
+)
+
+// TestRecognizeRendered reads plates the test renders under perspective, tilt,
+// blur, noise and JPEG compression. The classifier was trained on renderings
+// too (other seeds, more fonts), so this checks the pipeline end to end, not
+// accuracy on photographs: docs/BENCHMARKS.md has those figures.
+func TestRecognizeRendered(t *testing.T) {
+	font := testFont(t)
+	rng := rand.New(rand.NewPCG(2026, 11))
+	for _, tc := range []struct {
+		name    string
+		style   synth.Style
+		country Country
+	}{
+		{"eu", synth.EU, CountryEU},
+		{"us", synth.US, CountryUS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, err := NewRecognizer(Options{Country: tc.country})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 30
+			exact, found := 0, 0
+			for i := 0; i < n; i++ {
+				text := randomPlate(rng, tc.style)
+				data, r := renderJPEG(t, synth.Plate{Text: text, Style: tc.style, Font: font, CharHeight: 16 + rng.IntN(24),
+					Tilt: rng.NormFloat64() * 4, Perspective: rng.Float64() * 0.12, Blur: rng.Float64(), Noise: rng.Float64() * 8,
+					Quality: 50 + rng.IntN(40), Scene: image2(640, 480)}, rng)
+				plates, err := rec.RecognizeJPEG(data)
+				if err != nil {
+					t.Fatalf("RecognizeJPEG(%s) = %v", text, err)
+				}
+				got := ""
+				if len(plates) > 0 {
+					got = plates[0].Text
+					if IoU(plates[0].Box, r.PlateBox) > 0.5 {
+						found++
+					}
+				}
+				if got == text {
+					exact++
+				} else {
+					t.Logf("Recognize(%s) = %q", text, got)
+				}
+			}
+			t.Logf("%s: exact %s, plate box found %s", tc.name, pct(exact, n), pct(found, n))
+			if exact < n*8/10 {
+				t.Errorf("exact reads %s; want at least 80%%", pct(exact, n))
+			}
+			if found < n*7/10 {
+				t.Errorf("plate boxes found %s; want at least 70%%", pct(found, n))
+			}
+		})
+	}
+}
+
+// TestRecognizeRefusesBadInput checks that nothing malformed reaches OpenCV,
+// whose C++ exceptions would abort the edge.
+func TestRecognizeRefusesBadInput(t *testing.T) {
+	rec, err := NewRecognizer(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigPNG := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x01\x00\x00\x00\x01\x00\x00\x08\x02\x00\x00\x00")
+	bigJPEG := []byte{0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"text", []byte("hello")},
+		{"jpeg magic only", []byte{0xFF, 0xD8}},
+		{"jpeg without frame", []byte{0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0, 0, 0xFF, 0xD9}},
+		{"jpeg 65535 square", bigJPEG},
+		{"png 65536 wide", bigPNG},
+		{"tiny jpeg", tinyJPEG(t)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := rec.RecognizeJPEG(tc.data); !errors.Is(err, ErrInvalidImage) {
+				t.Errorf("RecognizeJPEG(%s) = %v; want ErrInvalidImage", tc.name, err)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		mat  func() gocv.Mat
+	}{
+		{"empty mat", gocv.NewMat},
+		{"float mat", func() gocv.Mat { return gocv.NewMatWithSize(100, 100, gocv.MatTypeCV32F) }},
+		{"16-bit mat", func() gocv.Mat { return gocv.NewMatWithSize(100, 100, gocv.MatTypeCV16UC3) }},
+		{"too small", func() gocv.Mat { return gocv.NewMatWithSize(10, 100, gocv.MatTypeCV8UC3) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.mat()
+			defer m.Close()
+			if _, err := rec.Recognize(m); !errors.Is(err, ErrInvalidImage) {
+				t.Errorf("Recognize(%s) = %v; want ErrInvalidImage", tc.name, err)
+			}
+		})
+	}
+	// A plain grey image is valid and holds no plate.
+	m := gocv.NewMatWithSize(200, 300, gocv.MatTypeCV8UC1)
+	defer m.Close()
+	if ps, err := rec.Recognize(m); err != nil || len(ps) != 0 {
+		t.Errorf("Recognize(blank) = %v, %v; want no plates", ps, err)
+	}
+}
+
+func tinyJPEG(tb testing.TB) []byte {
+	m := gocv.NewMatWithSize(8, 8, gocv.MatTypeCV8UC3)
+	defer m.Close()
+	buf, err := gocv.IMEncode(gocv.JPEGFileExt, m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer buf.Close()
+	return append([]byte(nil), buf.GetBytes()...)
+}

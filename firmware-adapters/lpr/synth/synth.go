@@ -1,0 +1,316 @@
+//go:build gocv
+
+// Package synth renders licence plates with known text into scenes, under
+// perspective, blur, noise and JPEG compression: training data for the glyph
+// classifier (cmd/lprtrain) and test images for the recognizer, so that neither
+// depends on real photographs.
+package synth
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"gocv.io/x/gocv"
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/opentype"
+	"golang.org/x/image/math/fixed"
+)
+
+// Style is the kind of plate drawn.
+type Style int
+
+// Plate styles.
+const (
+	// EU is a long plate (520×110 mm) with a blue band on the left.
+	EU Style = iota
+	// US is a 12×6 in plate with a state name above the characters.
+	US
+)
+
+// FontDirs are where Debian installs the fonts Fonts looks for.
+var FontDirs = []string{"/usr/share/fonts/truetype", "/usr/share/fonts/opentype"}
+
+// Fonts returns the paths of the installed sans-serif fonts whose names are
+// listed, in that order; missing ones are skipped.
+func Fonts(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		for _, d := range FontDirs {
+			m, _ := filepath.Glob(filepath.Join(d, "*", n))
+			if len(m) > 0 {
+				out = append(out, m[0])
+				break
+			}
+		}
+	}
+	return out
+}
+
+// LoadFont parses a TrueType or OpenType font file.
+func LoadFont(path string) (*opentype.Font, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return opentype.Parse(b)
+}
+
+// Plate describes one rendering.
+type Plate struct {
+	Text  string // characters to draw; spaces leave a gap
+	Style Style
+	Font  *opentype.Font
+	// CharHeight is the height of the characters in the final image, in pixels.
+	CharHeight int
+	// Tilt is the in-plane rotation in degrees; Perspective the corner jitter as
+	// a share of the plate height; Blur the Gaussian sigma in final pixels; Noise
+	// the standard deviation of added noise in grey levels; Quality the JPEG
+	// quality (0: no JPEG round trip).
+	Tilt, Perspective, Blur, Noise float64
+	Quality                        int
+	// Inverse draws light characters on a dark plate.
+	Inverse bool
+	// Scene is the size of the whole image; zero: 3 × the plate.
+	Scene image.Point
+}
+
+// Rendered is a scene with a plate.
+type Rendered struct {
+	Image gocv.Mat // BGR; the caller closes it
+	// PlateBox and TextBox are the plate's and its characters' axis-aligned
+	// bounding boxes in Image.
+	PlateBox, TextBox image.Rectangle
+}
+
+const drawH = 64 // character height at which plates are drawn before scaling
+
+// Render draws p into a scene. rng decides the background and colours.
+func Render(p Plate, rng *rand.Rand) (Rendered, error) {
+	if p.Font == nil || p.Text == "" || p.CharHeight < 4 {
+		return Rendered{}, errors.New("synth: a plate needs text, a font and a character height")
+	}
+	txt, err := drawText(p.Text, p.Font, drawH)
+	if err != nil {
+		return Rendered{}, err
+	}
+	var pw, ph int
+	var charTop, textW int
+	switch p.Style {
+	case US:
+		ph = drawH * 2
+		pw = ph * 2
+		charTop = ph/2 - drawH/2 + drawH/10
+	default:
+		ph = drawH * 110 / 75
+		pw = ph * 520 / 110
+		charTop = (ph - drawH) / 2
+	}
+	band := 0
+	if p.Style == EU {
+		band = pw * 4 / 52
+	}
+	avail := pw - band - drawH/2
+	textW = min(txt.Bounds().Dx(), avail)
+
+	// The plate, on an image of its own.
+	paper := color.RGBA{uint8(215 + rng.IntN(40)), uint8(215 + rng.IntN(40)), uint8(200 + rng.IntN(55)), 255}
+	if p.Style == EU && rng.IntN(3) == 0 {
+		paper = color.RGBA{uint8(220 + rng.IntN(35)), uint8(190 + rng.IntN(40)), uint8(20 + rng.IntN(40)), 255} // yellow plates
+	}
+	ink := color.RGBA{uint8(rng.IntN(50)), uint8(rng.IntN(50)), uint8(rng.IntN(90)), 255}
+	if p.Inverse {
+		paper, ink = color.RGBA{uint8(rng.IntN(50)), uint8(rng.IntN(50)), uint8(rng.IntN(60)), 255}, color.RGBA{235, 235, 235, 255}
+	}
+	plate := image.NewRGBA(image.Rect(0, 0, pw, ph))
+	draw.Draw(plate, plate.Bounds(), image.NewUniform(ink), image.Point{}, draw.Src)
+	bw := max(2, ph/30)
+	draw.Draw(plate, plate.Bounds().Inset(bw), image.NewUniform(paper), image.Point{}, draw.Src)
+	if band > 0 {
+		draw.Draw(plate, image.Rect(bw, bw, band, ph-bw), image.NewUniform(color.RGBA{0, 51, 153, 255}), image.Point{}, draw.Src)
+	}
+	if p.Style == US {
+		// A state name above, small: clutter the reader must ignore.
+		state, err := drawText([]string{"OHIO", "TEXAS", "NEVADA", "IOWA", "MAINE"}[rng.IntN(5)], p.Font, ph/8)
+		if err == nil {
+			at := image.Pt((pw-state.Bounds().Dx())/2, ph/12)
+			draw.DrawMask(plate, state.Bounds().Add(at), image.NewUniform(ink), image.Point{}, state, image.Point{}, draw.Over)
+		}
+	}
+	x0 := band + (pw-band-textW)/2
+	scaled := scaleAlpha(txt, textW, drawH)
+	draw.DrawMask(plate, image.Rect(x0, charTop, x0+textW, charTop+drawH), image.NewUniform(ink), image.Point{}, scaled, image.Point{}, draw.Over)
+	textBox := image.Rect(x0, charTop, x0+textW, charTop+drawH)
+
+	// The scene: a noisy gradient with a few bars, the plate in it.
+	sw, sh := p.Scene.X, p.Scene.Y
+	k := float64(p.CharHeight) / drawH
+	if sw == 0 {
+		sw, sh = int(float64(pw*3)*k), int(float64(ph*3)*k)
+	}
+	sw, sh = max(sw, 64), max(sh, 64)
+	scene := gocv.NewMatWithSize(sh, sw, gocv.MatTypeCV8UC3)
+	base := 60 + rng.IntN(120)
+	scene.SetTo(gocv.NewScalar(float64(base), float64(base+rng.IntN(20)), float64(base+rng.IntN(20)), 0))
+	for i := 0; i < 6; i++ {
+		v := float64(rng.IntN(256))
+		r := image.Rect(rng.IntN(sw), rng.IntN(sh), rng.IntN(sw), rng.IntN(sh)).Canon()
+		gocv.Rectangle(&scene, r, color.RGBA{uint8(v), uint8(v), uint8(v), 0}, 1+rng.IntN(4))
+	}
+	src, err := gocv.ImageToMatRGB(plate)
+	if err != nil {
+		scene.Close()
+		return Rendered{}, err
+	}
+	defer src.Close()
+	// Where the plate's corners go: scaled, rotated, jittered, placed.
+	cw, chh := float64(pw)*k, float64(ph)*k
+	if cw > float64(sw)-4 || chh > float64(sh)-4 {
+		scene.Close()
+		return Rendered{}, fmt.Errorf("synth: the scene %d×%d is too small for the plate", sw, sh)
+	}
+	cx := cw/2 + 2 + rng.Float64()*(float64(sw)-cw-4)
+	cy := chh/2 + 2 + rng.Float64()*(float64(sh)-chh-4)
+	a := p.Tilt * math.Pi / 180
+	corners := [4][2]float64{{-cw / 2, -chh / 2}, {cw / 2, -chh / 2}, {cw / 2, chh / 2}, {-cw / 2, chh / 2}}
+	var dst gocv.PointVector = gocv.NewPointVector()
+	defer dst.Close()
+	var dstF []gocv.Point2f
+	for _, c := range corners {
+		jx := (rng.Float64()*2 - 1) * p.Perspective * chh
+		jy := (rng.Float64()*2 - 1) * p.Perspective * chh
+		x := c[0]*math.Cos(a) - c[1]*math.Sin(a) + cx + jx
+		y := c[0]*math.Sin(a) + c[1]*math.Cos(a) + cy + jy
+		dstF = append(dstF, gocv.Point2f{X: float32(x), Y: float32(y)})
+	}
+	srcPts := gocv.NewPoint2fVectorFromPoints([]gocv.Point2f{{X: 0, Y: 0}, {X: float32(pw), Y: 0}, {X: float32(pw), Y: float32(ph)}, {X: 0, Y: float32(ph)}})
+	defer srcPts.Close()
+	dstPts := gocv.NewPoint2fVectorFromPoints(dstF)
+	defer dstPts.Close()
+	m := gocv.GetPerspectiveTransform2f(srcPts, dstPts)
+	defer m.Close()
+	warped := gocv.NewMat()
+	defer warped.Close()
+	gocv.WarpPerspectiveWithParams(src, &warped, m, image.Pt(sw, sh), gocv.InterpolationArea, gocv.BorderConstant, color.RGBA{})
+	mask := gocv.NewMatWithSize(ph, pw, gocv.MatTypeCV8U)
+	mask.SetTo(gocv.NewScalar(255, 0, 0, 0))
+	wmask := gocv.NewMat()
+	gocv.WarpPerspectiveWithParams(mask, &wmask, m, image.Pt(sw, sh), gocv.InterpolationNearestNeighbor, gocv.BorderConstant, color.RGBA{})
+	warped.CopyToWithMask(&scene, wmask)
+	mask.Close()
+	wmask.Close()
+
+	if p.Blur > 0 {
+		gocv.GaussianBlur(scene, &scene, image.Point{}, p.Blur, p.Blur, gocv.BorderReplicate)
+	}
+	if p.Noise > 0 {
+		noise := gocv.NewMatWithSize(sh, sw, gocv.MatTypeCV16SC3)
+		gocv.RandN(&noise, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(p.Noise, p.Noise, p.Noise, 0))
+		s16 := gocv.NewMat()
+		scene.ConvertTo(&s16, gocv.MatTypeCV16SC3)
+		gocv.Add(s16, noise, &s16)
+		s16.ConvertTo(&scene, gocv.MatTypeCV8UC3)
+		noise.Close()
+		s16.Close()
+	}
+	if p.Quality > 0 {
+		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, scene, []int{gocv.IMWriteJpegQuality, p.Quality})
+		if err == nil {
+			dec, derr := gocv.IMDecode(buf.GetBytes(), gocv.IMReadColor)
+			buf.Close()
+			if derr == nil && !dec.Empty() {
+				scene.Close()
+				scene = dec
+			}
+		}
+	}
+	mapPt := func(x, y float64) (float64, float64) {
+		// Apply the 3×3 perspective matrix m.
+		v := func(r, c int) float64 { return m.GetDoubleAt(r, c) }
+		d := v(2, 0)*x + v(2, 1)*y + v(2, 2)
+		return (v(0, 0)*x + v(0, 1)*y + v(0, 2)) / d, (v(1, 0)*x + v(1, 1)*y + v(1, 2)) / d
+	}
+	bbox := func(r image.Rectangle) image.Rectangle {
+		minX, minY, maxX, maxY := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
+		for _, c := range [][2]int{{r.Min.X, r.Min.Y}, {r.Max.X, r.Min.Y}, {r.Max.X, r.Max.Y}, {r.Min.X, r.Max.Y}} {
+			x, y := mapPt(float64(c[0]), float64(c[1]))
+			minX, minY, maxX, maxY = min(minX, x), min(minY, y), max(maxX, x), max(maxY, y)
+		}
+		return image.Rect(int(minX), int(minY), int(math.Ceil(maxX)), int(math.Ceil(maxY)))
+	}
+	return Rendered{Image: scene, PlateBox: bbox(image.Rect(0, 0, pw, ph)), TextBox: bbox(textBox)}, nil
+}
+
+// drawText renders s with f so that capitals are h pixels high, as an alpha mask
+// cropped to the ink.
+func drawText(s string, f *opentype.Font, h int) (*image.Alpha, error) {
+	face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: float64(h) * 1.4, DPI: 72, Hinting: font.HintingNone})
+	if err != nil {
+		return nil, err
+	}
+	defer face.Close()
+	// Scale the size so that the cap height of "H" is h.
+	b, _, ok := face.GlyphBounds('H')
+	if !ok {
+		return nil, errors.New("synth: font has no H")
+	}
+	capH := float64(b.Max.Y-b.Min.Y) / 64
+	if capH <= 0 {
+		return nil, errors.New("synth: font has an empty H")
+	}
+	face2, err := opentype.NewFace(f, &opentype.FaceOptions{Size: float64(h) * 1.4 * float64(h) / capH, DPI: 72, Hinting: font.HintingNone})
+	if err != nil {
+		return nil, err
+	}
+	defer face2.Close()
+	d := &font.Drawer{Face: face2}
+	w := d.MeasureString(s).Ceil() + h
+	img := image.NewAlpha(image.Rect(0, 0, w, h*2))
+	d.Dst, d.Src = img, image.Opaque
+	d.Dot = fixed.P(h/2, h*3/2)
+	d.DrawString(s)
+	// Crop to the ink.
+	ink := image.Rectangle{}
+	for y := 0; y < img.Rect.Dy(); y++ {
+		for x := 0; x < img.Rect.Dx(); x++ {
+			if img.AlphaAt(x, y).A > 64 {
+				ink = ink.Union(image.Rect(x, y, x+1, y+1))
+			}
+		}
+	}
+	if ink.Empty() {
+		return nil, errors.New("synth: nothing drawn")
+	}
+	out := image.NewAlpha(image.Rect(0, 0, ink.Dx(), ink.Dy()))
+	draw.Draw(out, out.Bounds(), img, ink.Min, draw.Src)
+	return out, nil
+}
+
+// scaleAlpha resizes a mask to w×h (nearest sample of a box average).
+func scaleAlpha(src *image.Alpha, w, h int) *image.Alpha {
+	out := image.NewAlpha(image.Rect(0, 0, w, h))
+	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+	for y := 0; y < h; y++ {
+		y0, y1 := y*sh/h, max((y+1)*sh/h, y*sh/h+1)
+		for x := 0; x < w; x++ {
+			x0, x1 := x*sw/w, max((x+1)*sw/w, x*sw/w+1)
+			sum, n := 0, 0
+			for yy := y0; yy < y1 && yy < sh; yy++ {
+				for xx := x0; xx < x1 && xx < sw; xx++ {
+					sum += int(src.AlphaAt(xx, yy).A)
+					n++
+				}
+			}
+			if n > 0 {
+				out.SetAlpha(x, y, color.Alpha{uint8(sum / n)})
+			}
+		}
+	}
+	return out
+}
