@@ -6,6 +6,15 @@ func (a *api) routeTable() []*route {
 	var rs []*route
 	for _, group := range [][]*route{
 		a.statusRoutes(),
+		a.facilityRoutes(),
+		a.availabilityRoutes(),
+		a.fleetRoutes(),
+		a.exportRoutes(),
+		a.authRoutes(),
+		a.userRoutes(),
+		a.sessionRoutes(),
+		a.commandRoutes(),
+		a.vehicleRoutes(),
 	} {
 		rs = append(rs, group...)
 	}

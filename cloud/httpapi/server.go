@@ -51,6 +51,10 @@ type Config struct {
 	DB *postgres.DB
 	// Auth checks credentials. Required.
 	Auth Authenticator
+	// Accounts serves the account routes (/auth, /users, /api-keys); nil means Auth
+	// when it implements Accounts (cloud/auth's Service does), else those routes
+	// answer 503.
+	Accounts Accounts
 	// Hub reaches the garages; nil answers 503 to the routes that need it.
 	Hub Hub
 	// Logger receives one line per refused or failed request; nil discards.
@@ -80,15 +84,16 @@ const (
 
 // api holds the handlers' dependencies.
 type api struct {
-	db      *postgres.DB
-	auth    Authenticator
-	hub     Hub
-	log     *slog.Logger
-	ready   func() error
-	now     func() time.Time
-	metrics *metrics
-	limits  *limiter
-	routes  []*route
+	db       *postgres.DB
+	auth     Authenticator
+	accounts Accounts
+	hub      Hub
+	log      *slog.Logger
+	ready    func() error
+	now      func() time.Time
+	metrics  *metrics
+	limits   *limiter
+	routes   []*route
 }
 
 // New returns the Fiber app serving /v1, the probes, /metrics and the OpenAPI
@@ -97,7 +102,10 @@ func New(cfg Config) *fiber.App {
 	if cfg.DB == nil || cfg.Auth == nil {
 		panic("httpapi: New needs a DB and an Authenticator")
 	}
-	a := &api{db: cfg.DB, auth: cfg.Auth, hub: cfg.Hub, log: cfg.Logger, ready: cfg.Ready, now: cfg.Now}
+	a := &api{db: cfg.DB, auth: cfg.Auth, accounts: cfg.Accounts, hub: cfg.Hub, log: cfg.Logger, ready: cfg.Ready, now: cfg.Now}
+	if a.accounts == nil {
+		a.accounts, _ = cfg.Auth.(Accounts)
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-parking/gatehouse/cloud"
 	"github.com/gatehouse-parking/gatehouse/cloud/natshub"
 	"github.com/gatehouse-parking/gatehouse/cloud/postgres"
 	"github.com/nats-io/nats.go"
@@ -27,6 +29,9 @@ type runInfo struct {
 	NATS     string `json:"nats"`
 	Leaf     string `json:"leaf"`
 	Embedded bool   `json:"embedded"`
+	// DatabaseURL is the DSN of the throwaway PostgreSQL the process started, for
+	// the commands that need its database (user add); empty for a --database-url.
+	DatabaseURL string `json:"database_url,omitempty"`
 }
 
 const runInfoFile = "run.json"
@@ -212,66 +217,137 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 	dir, _ := dataDirFlag(fs, getenv)
 	natsURL := fs.String("nats-url", getenv("GATEHOUSE_NATS_URL"), "the hub's client URL; empty: the embedded hub of the gatehouse-cloud running on --data-dir (GATEHOUSE_NATS_URL)")
 	natsCA := fs.String("nats-ca", getenv("GATEHOUSE_NATS_CA"), "CA certificate file for a tls:// --nats-url (GATEHOUSE_NATS_CA)")
+	dsn := fs.String("database-url", getenv("GATEHOUSE_DATABASE_URL"), "the cloud's PostgreSQL: the command is written to its audit log (GATEHOUSE_DATABASE_URL); empty: not audited")
+	operator := fs.String("operator", getenv("GATEHOUSE_OPERATOR"), "who sends the command, for the audit log and the garage's events; empty: the body's \"operator\" (GATEHOUSE_OPERATOR)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the garage's answer")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 3 {
-		return errors.New(`usage: gatehouse-cloud command [--data-dir DIR] FACILITY VERB JSON
+		return errors.New(`usage: gatehouse-cloud command [--data-dir DIR] [--operator NAME --database-url DSN] FACILITY VERB JSON
   verbs the garage serves: open {"operator","reason","lane"}, reset_count {"operator","reason","zone","occupied"}, resend {"from"}`)
 	}
 	facility, verb, body := pos[0], pos[1], pos[2]
-	if !json.Valid([]byte(body)) {
-		return fmt.Errorf("command body is not JSON: %s", body)
+	var fields map[string]any
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.UseNumber() // a body written back keeps its numbers as given
+	if err := dec.Decode(&fields); err != nil || fields == nil || dec.More() {
+		return fmt.Errorf("command body is not a JSON object: %s", body)
 	}
-	dataDir, err := filepath.Abs(*dir)
-	if err != nil {
-		return err
-	}
-	hubDir := filepath.Join(dataDir, "hub")
-	creds, err := cloudStore(hubDir, false)
-	if err != nil {
-		return err
-	}
-	url := *natsURL
-	if url == "" {
-		info, err := readRunInfo(dataDir)
+	if op, _ := fields["operator"].(string); *operator != "" && op != "" && op != *operator {
+		return fmt.Errorf("--operator %q, but the body says operator %q", *operator, op)
+	} else if *operator == "" {
+		*operator = op
+	} else if op == "" && verb != "resend" {
+		// The garage records the operator too.
+		fields["operator"] = *operator
+		b, err := json.Marshal(fields)
 		if err != nil {
 			return err
 		}
-		if info == nil {
-			return fmt.Errorf("no gatehouse-cloud is running on %s; give --nats-url for an external hub", dataDir)
-		}
-		url = info.NATS
+		body = string(b)
 	}
-	opts := cloudAuth(creds, *natsCA)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	hub, err := natshub.Start(natshub.Config{ExternalURL: url, ExternalOptions: opts, Replicas: streamReplicas(ctx, url, opts),
-		CommandTimeout: *timeout, Logger: log})
+	var db *postgres.DB
+	if *dsn != "" {
+		if *operator == "" {
+			return errors.New("--operator is required to audit the command (--database-url)")
+		}
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if db, err = postgres.Open(ctx, *dsn, log); err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		defer db.Close()
+	}
+	hub, err := connectHub(ctx, *dir, *natsURL, *natsCA, *timeout, stderr)
 	if err != nil {
 		return err
 	}
 	defer hub.Shutdown()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	cctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	reply, err := hub.Command(ctx, facility, verb, []byte(body))
-	switch {
-	case errors.Is(err, natshub.ErrOffline):
-		return fmt.Errorf("garage offline: %s is not connected to the hub (or does not serve %q)", facility, verb)
-	case err != nil:
-		return err
-	}
-	fmt.Fprintf(stdout, "%s\n", reply)
+	reply, err := hub.Command(cctx, facility, verb, []byte(body))
 	var r struct {
 		OK      *bool  `json:"ok"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	}
-	if json.Unmarshal(reply, &r) == nil && r.OK != nil && !*r.OK {
-		return fmt.Errorf("garage %s refused: %s (%s)", facility, r.Message, r.Code)
+	outcome, result := cloud.OutcomeOK, error(nil)
+	switch {
+	case errors.Is(err, natshub.ErrOffline):
+		outcome, result = cloud.OutcomeFailed, fmt.Errorf("garage offline: %s is not connected to the hub (or does not serve %q)", facility, verb)
+	case err != nil:
+		outcome, result = cloud.OutcomeFailed, err
+	default:
+		fmt.Fprintf(stdout, "%s\n", reply)
+		if json.Unmarshal(reply, &r) == nil && r.OK != nil && !*r.OK {
+			outcome, result = cloud.OutcomeDenied, fmt.Errorf("garage %s refused: %s (%s)", facility, r.Message, r.Code)
+		}
 	}
-	return nil
+	if db == nil {
+		return result
+	}
+	detail := map[string]any{"verb": verb}
+	if reason, _ := fields["reason"].(string); reason != "" {
+		detail["reason"] = reason
+	}
+	if result != nil {
+		detail["error"] = result.Error()
+	}
+	if r.Code != "" {
+		detail["code"] = r.Code
+	}
+	entry := cloud.AuditEntry{Actor: "cli:" + *operator, Action: "gate.command", Target: commandTarget(facility, fields),
+		Facility: facility, Outcome: outcome, Detail: detail}
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer acancel()
+	if err := db.Audit(actx, entry); err != nil {
+		// The command went out: say so, and that its audit entry is missing.
+		return errors.Join(result, fmt.Errorf("the command was sent (outcome %s) but its audit entry was not written: %w", outcome, err))
+	}
+	return result
+}
+
+// commandTarget names what a live command acts on, for the audit log: a lane, a zone
+// or the facility.
+func commandTarget(facility string, fields map[string]any) string {
+	if lane, _ := fields["lane"].(string); lane != "" {
+		return "lane:" + facility + "/" + lane
+	}
+	if zone, _ := fields["zone"].(string); zone != "" {
+		return "zone:" + facility + "/" + zone
+	}
+	return "facility:" + facility
+}
+
+// connectHub connects a command to the hub as the cloud user: to natsURL (with the CA
+// file natsCA for tls://) or, when empty, to the embedded hub of the gatehouse-cloud
+// running on dir. The cloud user's password is in dir's credential store either way.
+func connectHub(ctx context.Context, dir, natsURL, natsCA string, timeout time.Duration, stderr io.Writer) (*natshub.Hub, error) {
+	dataDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	hubDir := filepath.Join(dataDir, "hub")
+	creds, err := cloudStore(hubDir, false)
+	if err != nil {
+		return nil, err
+	}
+	url := natsURL
+	if url == "" {
+		info, err := readRunInfo(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		if info == nil {
+			return nil, fmt.Errorf("no gatehouse-cloud is running on %s; give --nats-url for an external hub", dataDir)
+		}
+		url = info.NATS
+	}
+	opts := cloudAuth(creds, natsCA)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return natshub.Start(natshub.Config{ExternalURL: url, ExternalOptions: opts, Replicas: streamReplicas(ctx, url, opts),
+		CommandTimeout: timeout, Logger: log})
 }
 
 // streamReplicas is the replica count of the hub's events stream, so that connecting

@@ -2,149 +2,87 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
-	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/gatehouse-parking/gatehouse/cloud"
+	"github.com/gatehouse-parking/gatehouse/cloud/auth"
+	"github.com/gatehouse-parking/gatehouse/cloud/httpapi"
 	"github.com/gatehouse-parking/gatehouse/cloud/natshub"
 	"github.com/gatehouse-parking/gatehouse/cloud/postgres"
+	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// The HTTP endpoints of this issue: probes, metrics and a garage's status. The REST
-// API (cloud/httpapi, Fiber, /v1 with auth) replaces the status route when it lands.
-
-// FacilityStatusResponse is the body of GET /v1/facilities/{id}/status.
-type FacilityStatusResponse struct {
-	ID              string    `json:"id"`
-	Name            string    `json:"name,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	LastContact     time.Time `json:"last_contact,omitzero"`
-	LastEventAt     time.Time `json:"last_event_at,omitzero"`
-	LastSeqReceived uint64    `json:"last_seq_received"`
-	AppliedSeq      uint64    `json:"applied_seq"`
-	// Events is how many of the garage's events are stored.
-	Events int64 `json:"events"`
-	// Gap is the first run of seqs missing after AppliedSeq, being resent.
-	Gap   *GapJSON   `json:"gap,omitempty"`
-	Zones []ZoneJSON `json:"zones"`
-}
-
-// GapJSON is a run of missing seqs, From to To inclusive.
-type GapJSON struct {
-	From uint64 `json:"from"`
-	To   uint64 `json:"to"`
-}
-
-// ZoneJSON is a zone's count as the cloud last applied it.
-type ZoneJSON struct {
-	Zone      string    `json:"zone"`
-	Occupied  int       `json:"occupied"`
-	Capacity  int       `json:"capacity"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-type api struct {
-	db  *postgres.DB
-	hub *natshub.Hub
-	log *slog.Logger
-}
-
-func newAPI(db *postgres.DB, hub *natshub.Hub, ing *ingester, log *slog.Logger) http.Handler {
-	a := &api{db: db, hub: hub, log: log.With("component", "http")}
+// newAPI returns the REST API (cloud/httpapi) with the ingest's and the hub's metrics
+// on its /metrics.
+func newAPI(db *postgres.DB, hub *natshub.Hub, ing *ingester, accounts *auth.Service, trustProxy bool, log *slog.Logger) *fiber.App {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMetrics(reg, db, hub, ing)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /v1/facilities/{id}/status", a.facilityStatus)
-	return mux
-}
-
-func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := a.db.Pool().Ping(ctx); err != nil {
-		a.log.Warn("not ready: database", "err", err)
-		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	if !a.hub.Conn().IsConnected() {
-		http.Error(w, "hub unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	w.Write([]byte("ready\n"))
-}
-
-func (a *api) facilityStatus(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !cloud.ValidFacilityID(id) {
-		a.problem(w, r, cloud.Errorf(cloud.EINVALID, "invalid facility id %q", id))
-		return
-	}
-	ctx := r.Context()
-	st, err := a.db.FacilityStatus(ctx, id)
-	if err != nil {
-		a.problem(w, r, err)
-		return
-	}
-	n, err := a.db.EventCount(ctx, id)
-	if err != nil {
-		a.problem(w, r, err)
-		return
-	}
-	zones, err := a.db.Occupancy(ctx, id)
-	if err != nil {
-		a.problem(w, r, err)
-		return
-	}
-	resp := FacilityStatusResponse{ID: st.ID, Name: st.Name, CreatedAt: st.CreatedAt, LastContact: st.LastContact,
-		LastEventAt: st.LastEventAt, LastSeqReceived: st.LastSeqReceived, AppliedSeq: st.AppliedSeq, Events: n,
-		Zones: make([]ZoneJSON, 0, len(zones))}
-	if st.Gap != nil {
-		resp.Gap = &GapJSON{From: st.Gap.From, To: st.Gap.To}
-	}
-	for _, z := range zones {
-		resp.Zones = append(resp.Zones, ZoneJSON{Zone: z.Zone, Occupied: z.Occupied, Capacity: z.Capacity, UpdatedAt: z.UpdatedAt})
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(resp)
-}
-
-// problem answers with RFC 9457 problem details for err; internal details stay in the
-// log.
-func (a *api) problem(w http.ResponseWriter, r *http.Request, err error) {
-	code := cloud.ErrorCode(err)
-	status := map[string]int{
-		cloud.EINVALID:     http.StatusBadRequest,
-		cloud.ENOTFOUND:    http.StatusNotFound,
-		cloud.ECONFLICT:    http.StatusConflict,
-		cloud.EFORBIDDEN:   http.StatusForbidden,
-		cloud.EUNAVAILABLE: http.StatusServiceUnavailable,
-	}[code]
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	if status >= 500 {
-		a.log.Error("request failed", "path", r.URL.Path, "err", err)
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{
-		"type":   "about:blank",
-		"title":  http.StatusText(status),
-		"status": status,
-		"detail": cloud.ErrorMessage(err),
-		"code":   code,
+	return httpapi.New(httpapi.Config{
+		DB: db, Auth: accounts, Hub: hubAPI{hub}, Registry: reg, TrustProxy: trustProxy,
+		Logger: log.With("component", "http"),
+		Ready: func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := db.Pool().Ping(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			if !hub.Conn().IsConnected() {
+				return errors.New("hub connection down")
+			}
+			return nil
+		},
 	})
+}
+
+// InitialAdminFile, in the data directory, holds the credentials of the admin account
+// a cloud creates when its database has none, readable by the owner only. Log in,
+// change the password (POST /v1/auth/password) and delete the file.
+const InitialAdminFile = "initial-admin.json"
+
+// initialAdmin is the content of InitialAdminFile.
+type initialAdmin struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// ensureAdmin creates an admin account when the database has none, so that a new
+// fleet can be administered at all, and writes its credentials to InitialAdminFile. It
+// returns a line for the banner.
+func ensureAdmin(ctx context.Context, db *postgres.DB, accounts *auth.Service, dataDir string) (string, error) {
+	var exists bool
+	if err := db.Pool().QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')").Scan(&exists); err != nil {
+		return "", fmt.Errorf("look for an admin account: %w", err)
+	}
+	file := filepath.Join(dataDir, InitialAdminFile)
+	if exists {
+		if _, err := os.Stat(file); err == nil {
+			return "see " + file + " (delete it once the password is changed)", nil
+		}
+		return "(accounts exist; gatehouse-cloud user add makes more)", nil
+	}
+	var b [18]byte
+	rand.Read(b[:])
+	adm := initialAdmin{Email: "admin@gatehouse.local", Password: base64.RawURLEncoding.EncodeToString(b[:])}
+	if _, err := accounts.CreateUser(ctx, adm.Email, "Initial admin", adm.Password, cloud.RoleAdmin, nil); err != nil {
+		return "", fmt.Errorf("create the initial admin: %w", err)
+	}
+	j, _ := json.MarshalIndent(adm, "", "  ")
+	if err := os.WriteFile(file, append(j, '\n'), 0o600); err != nil {
+		return "", err
+	}
+	return adm.Email + " with the password in " + file + " (change it, then delete the file)", nil
 }
 
 // registerMetrics adds the ingest's and the hub's counters to reg, read at scrape time.

@@ -6,7 +6,9 @@
 //	gatehouse-cloud run [--database-url DSN] [--data-dir DIR] [--nats-url URL]
 //	gatehouse-cloud migrate --database-url DSN
 //	gatehouse-cloud facility add ID
+//	gatehouse-cloud user add --email E --role ROLE [--facility F ...]
 //	gatehouse-cloud command FACILITY VERB JSON
+//	gatehouse-cloud publish [--version N] FACILITY KIND FILE|-
 //
 // docs/deployment.md describes a fleet's deployment.
 package main
@@ -38,8 +40,13 @@ commands:
   run                         run the hub, the ingest and the HTTP endpoints (default)
   migrate                     apply the database migrations and exit
   facility add ID             issue (or rotate) a garage's hub credentials
+  user add --email E --role R create an account, e.g. the first admin:
+                              user add --email ops@example.com --role admin < password.txt
   command FACILITY VERB JSON  send a live command to a garage, e.g.
                               command lot-17 open '{"operator":"ana","reason":"stuck ticket","lane":"entry-1"}'
+  publish FACILITY KIND FILE|-
+                              publish a garage's permits, reservations or blocklist (JSON)
+                              as the next version, e.g. publish lot-17 blocklist blocked.json
   version                     print the version
 
 Run "gatehouse-cloud <command> -h" for a command's flags.
@@ -65,6 +72,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return facilityAdd(ctx, args[1:], getenv, stdout, stderr)
 	case "command":
 		return command(ctx, args, getenv, stdout, stderr)
+	case "user":
+		if len(args) == 0 || args[0] != "add" {
+			return fmt.Errorf("usage: gatehouse-cloud user add --email E --role ROLE\n%s", usage)
+		}
+		return userAdd(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "publish":
+		return publish(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse-cloud", version)
 		return nil

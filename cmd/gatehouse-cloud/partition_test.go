@@ -298,11 +298,17 @@ func startCloudArgs(t testing.TB, bin, dir string, args ...string) *cloudProc {
 	}
 	apic := make(chan string, 1)
 	go func() {
+		var api string
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			c.log.Write([]byte(sc.Text() + "\n"))
+			// The banner names the API, then the initial admin's file.
 			if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
-				apic <- m[1]
+				api = m[1]
+			}
+			if m := adminLine.FindStringSubmatch(sc.Text()); m != nil && api != "" {
+				c.adminFile = m[1]
+				apic <- api
 			}
 		}
 		io.Copy(io.Discard, stdout)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-parking/gatehouse/cloud/auth"
+	"github.com/gatehouse-parking/gatehouse/cloud/httpapi"
 	"github.com/gatehouse-parking/gatehouse/cloud/natshub"
 	"github.com/gatehouse-parking/gatehouse/cloud/pgtest"
 	"github.com/gatehouse-parking/gatehouse/cloud/postgres"
@@ -42,6 +43,7 @@ type runFlags struct {
 	leafCert      string
 	leafKey       string
 	logFormat     string
+	trustProxy    bool
 }
 
 func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) (*runFlags, error) {
@@ -59,6 +61,7 @@ func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.StringVar(&f.leafAdvertise, "leaf-advertise", getenv("GATEHOUSE_LEAF_ADVERTISE"), "URL garages dial, written into issued credentials, e.g. tls://hub.example.com:7422; empty: the leaf listener's own URL (GATEHOUSE_LEAF_ADVERTISE)")
 	fs.StringVar(&f.leafCert, "leaf-tls-cert", getenv("GATEHOUSE_LEAF_TLS_CERT"), "embedded hub: TLS certificate of the leafnode listener (GATEHOUSE_LEAF_TLS_CERT)")
 	fs.StringVar(&f.leafKey, "leaf-tls-key", getenv("GATEHOUSE_LEAF_TLS_KEY"), "embedded hub: TLS key of the leafnode listener (GATEHOUSE_LEAF_TLS_KEY)")
+	fs.BoolVar(&f.trustProxy, "trust-proxy", getenv("GATEHOUSE_TRUST_PROXY") == "1", "take clients' addresses (rate limits, audit) from X-Forwarded-For: only behind a proxy that sets it (GATEHOUSE_TRUST_PROXY=1)")
 	fs.StringVar(&f.logFormat, "log-format", env(getenv, "GATEHOUSE_LOG_FORMAT", "text"), "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -164,16 +167,29 @@ func runCloud(ctx context.Context, args []string, getenv func(string) string, st
 		}()
 	}
 
+	accounts, err := auth.New(ctx, db, auth.Options{Logger: log.With("component", "auth")})
+	if err != nil {
+		return err
+	}
+	adminNote, err := ensureAdmin(ctx, db, accounts, dataDir)
+	if err != nil {
+		return err
+	}
+
 	ing := &ingester{db: db, log: log.With("component", "ingest")}
 	ln, err := net.Listen("tcp", fl.listen)
 	if err != nil {
 		return err
 	}
 	api := "http://" + ln.Addr().String()
-	srv := &http.Server{Handler: newAPI(db, hub, ing, log), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hapi := hubAPI{hub}
+	hub.Presence("") // track the garages' leaf connections from the start
+	app := newAPI(db, hub, ing, accounts, fl.trustProxy, log)
 
 	info := runInfo{PID: os.Getpid(), API: api, NATS: hub.ClientURL(), Leaf: hub.LeafURL(), Embedded: embedded}
+	if fl.databaseURL == "" {
+		info.DatabaseURL = dsn // the throwaway server's, for `user add` and friends
+	}
 	if err := writeRunInfo(dataDir, info); err != nil {
 		return err
 	}
@@ -187,10 +203,11 @@ func runCloud(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	})
 	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := httpapi.Serve(ctx, app, ln); err != nil {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
+	wg.Go(func() { httpapi.RepublishLayouts(ctx, db, hapi, 30*time.Second, log.With("component", "layout")) })
 
 	log.Info("gatehouse-cloud started", "api", api, "nats", hub.ClientURL(), "leaf", hub.LeafURL(), "embedded_hub", embedded,
 		"data", dataDir, "version", version)
@@ -199,22 +216,20 @@ func runCloud(ctx context.Context, args []string, getenv func(string) string, st
 		hubNote = "external cluster"
 	}
 	fmt.Fprintf(stdout, `gatehouse-cloud %s
-  api       %s   (/healthz /readyz /metrics /v1/facilities/{id}/status)
+  api       %s   (/v1, OpenAPI at /v1/openapi.json; /healthz /readyz /metrics)
+  admin     %s
   leaf      %s   (garages connect here; written into issued credentials)
   nats      %s   (%s; user %s)
   postgres  %s
   data      %s
 issue a garage's credentials: gatehouse-cloud facility add ID --data-dir %s
-`, version, api, orNone(hub.LeafURL()), hub.ClientURL(), hubNote, natshub.CloudUser, pgNote, dataDir, dataDir)
+`, version, api, adminNote, orNone(hub.LeafURL()), hub.ClientURL(), hubNote, natshub.CloudUser, pgNote, dataDir, dataDir)
 
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
 	cancel()
-	shutCtx, shutCancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer shutCancel()
-	srv.Shutdown(shutCtx)
 	wg.Wait()
 	log.Info("gatehouse-cloud stopped")
 	return err

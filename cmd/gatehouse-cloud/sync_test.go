@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-parking/gatehouse/cloud/httpapi"
 	"github.com/gatehouse-parking/gatehouse/edge"
 	"github.com/gatehouse-parking/gatehouse/edge/boltstore"
 	"github.com/gatehouse-parking/gatehouse/edge/config"
@@ -157,9 +158,16 @@ type cloudProc struct {
 	api  string
 	log  *syncBuffer
 	done chan error
+	// adminFile is the initial admin's credentials, from the banner; token is an
+	// access token of that admin, got by the first status call.
+	adminFile string
+	token     string
 }
 
-var apiLine = regexp.MustCompile(`^\s+api\s+(http://\S+)`)
+var (
+	apiLine   = regexp.MustCompile(`^\s+api\s+(http://\S+)`)
+	adminLine = regexp.MustCompile(`^\s+admin\s+.*?(/\S+/` + InitialAdminFile + `)`)
+)
 
 func startCloud(t *testing.T, bin, dir string) *cloudProc {
 	t.Helper()
@@ -179,12 +187,47 @@ func (c *cloudProc) stop(t *testing.T) {
 	}
 }
 
-type statusJSON = FacilityStatusResponse
+type statusJSON = httpapi.FacilityStatus
+
+// login returns an access token of the cloud's initial admin.
+func (c *cloudProc) login(t testing.TB) string {
+	t.Helper()
+	if c.token != "" {
+		return c.token
+	}
+	b, err := os.ReadFile(c.adminFile)
+	if err != nil {
+		t.Fatalf("the initial admin's credentials (banner said %q): %v", c.adminFile, err)
+	}
+	resp, err := http.Post(c.api+"/v1/auth/login", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("login as the initial admin: %s, %v", resp.Status, err)
+	}
+	c.token = tok.AccessToken
+	return c.token
+}
+
+// get sends an authenticated GET to the cloud's API.
+func (c *cloudProc) get(t testing.TB, path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, c.api+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.login(t))
+	return http.DefaultClient.Do(req)
+}
 
 func (c *cloudProc) status(t *testing.T, id string) statusJSON {
 	t.Helper()
 	var st statusJSON
-	resp, err := http.Get(c.api + "/v1/facilities/" + id + "/status")
+	resp, err := c.get(t, "/v1/facilities/"+id+"/status")
 	if err != nil {
 		t.Fatal(err)
 	}

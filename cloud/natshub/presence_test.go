@@ -1,0 +1,29 @@
+package natshub_test
+
+import (
+	"testing"
+	"time"
+)
+
+// TestPresence connects a garage's edge server as a leaf and disconnects it: the hub
+// reports it online, then offline since about the time it went.
+func TestPresence(t *testing.T) {
+	h, _ := startHub(t, t.TempDir())
+	if online, since := h.Presence("fac1"); online || !since.IsZero() {
+		t.Fatalf("Presence before any garage = %v, %v; want offline, never seen", online, since)
+	}
+	user, secret := issue(t, h, "fac1")
+	edge := startConnectedEdge(t, h, "fac1", user, secret)
+	waitFor(t, "fac1 online", func() bool { online, _ := h.Presence("fac1"); return online })
+	if online, _ := h.Presence("fac2"); online {
+		t.Error("Presence(fac2) = online; want offline: another garage's leaf is not it")
+	}
+	before := time.Now()
+	edge.Shutdown()
+	edge.WaitForShutdown()
+	waitFor(t, "fac1 offline", func() bool { online, _ := h.Presence("fac1"); return !online })
+	_, since := h.Presence("fac1")
+	if since.Before(before) || since.After(time.Now()) {
+		t.Errorf("offline since %v; want between %v and now", since, before)
+	}
+}
