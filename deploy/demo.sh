@@ -35,6 +35,18 @@ bin/gatehouse-cloud run --data-dir "$data/cloud" --listen "127.0.0.1:$cloud" \
   --nats-listen 127.0.0.1:0 --leaf-listen "127.0.0.1:${DEMO_LEAF_PORT:-17422}" >"$data/cloud.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$cloud/healthz"
+# The cloud made an admin account on its new database; log in as it (access tokens
+# live 15 minutes: log in again for later calls).
+admin_file=$data/cloud/initial-admin.json
+admin_token() { curl -fsS -H 'Content-Type: application/json' --data @"$admin_file" "http://127.0.0.1:$cloud/v1/auth/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'; }
+tok=$(admin_token)
+# Both garages as public facilities, so that apps and open-data exports show them.
+for g in "demo-garage:Demo Garage:48.137:11.575" "garage-b:Garage B:48.145:11.560"; do
+  IFS=: read -r id name lat lon <<<"$g"
+  curl -fsS -o /dev/null -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
+    --data "{\"id\":\"$id\",\"name\":\"$name\",\"city\":\"Munich\",\"country\":\"DE\",\"public\":true,\"location\":{\"lat\":$lat,\"lon\":$lon}}" \
+    "http://127.0.0.1:$cloud/v1/facilities"
+done
 
 for i in 0 1; do
   id=${garages[$i]}
@@ -58,9 +70,15 @@ cat <<MSG
 Gatehouse demo: two garages (2 levels, 400 spaces, 4 lanes each) with their devices
 simulated over Modbus TCP, serial, MQTT and camera pushes, synced into one cloud. Cars
 arrive every few seconds, time runs 30x, a random device fault every 90 s.
-  cloud          http://127.0.0.1:$cloud/v1/facilities/demo-garage/status
-                 http://127.0.0.1:$cloud/v1/facilities/garage-b/status
-                 http://127.0.0.1:$cloud/metrics
+  cloud API      http://127.0.0.1:$cloud/v1/openapi.json   (docs/api.md)
+    availability http://127.0.0.1:$cloud/v1/facilities/demo-garage/availability   (public)
+                 http://127.0.0.1:$cloud/v1/facilities/garage-b/availability
+    open data    http://127.0.0.1:$cloud/v1/exports/datex2/parking
+                 http://127.0.0.1:$cloud/v1/exports/fiware/facilities/demo-garage
+    fleet        http://127.0.0.1:$cloud/v1/fleet   (staff: log in first)
+    metrics      http://127.0.0.1:$cloud/metrics
+  cloud admin    $(sed -n 's/.*"email": "\(.*\)".*/\1/p' "$admin_file"), password in $admin_file
+    log in       curl -H 'Content-Type: application/json' --data @$admin_file http://127.0.0.1:$cloud/v1/auth/login
 MSG
 for i in 0 1; do
   api=$((base + i)); sim=$((base + 10 + i))
@@ -83,12 +101,14 @@ Ctrl-C stops it.
 MSG
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"
+  tok=$(admin_token)
   for i in 0 1; do
     id=${garages[$i]}
     echo "== $id after ${DEMO_SECONDS}s"
     echo -n "edge:  "; curl -fsS "http://127.0.0.1:$((base + i))/v1/occupancy"; echo
     echo -n "sim:   "; curl -fsS "http://127.0.0.1:$((base + 10 + i))/truth"; echo
-    echo -n "cloud: "; curl -fsS "http://127.0.0.1:$cloud/v1/facilities/$id/status"; echo
+    echo -n "cloud: "; curl -fsS -H "Authorization: Bearer $tok" "http://127.0.0.1:$cloud/v1/facilities/$id/status"; echo
+    echo -n "app:   "; curl -fsS "http://127.0.0.1:$cloud/v1/facilities/$id/availability"; echo
   done
   exit 0
 fi
