@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-parking/gatehouse/cloud"
+	"github.com/gatehouse-parking/gatehouse/cloud/auth"
 	"github.com/gatehouse-parking/gatehouse/cloud/httpapi"
 	"github.com/gatehouse-parking/gatehouse/cloud/pgtest"
 	"github.com/gatehouse-parking/gatehouse/cloud/postgres"
@@ -189,9 +190,21 @@ func benchEnv(b *testing.B) (*env, []string) {
 		b.Fatal(err)
 	}
 	seedGarage(b, db, "bench", true)
-	app := httpapi.New(httpapi.Config{DB: db, Auth: fakeAuth{}, Hub: &fakeHub{online: map[string]bool{"bench": true}},
-		Limits: httpapi.Limits{PerIP: httpapi.Limit{Rate: 1e6, Burst: 1e6}, PerPrincipal: httpapi.Limit{Rate: 1e6, Burst: 1e6}}})
-	return &env{db: db, app: app}, bearer("operator:bench")
+	// The real account service: every request verifies an EdDSA-signed access token
+	// and looks its account up, as a driver's app does.
+	svc, err := auth.New(ctx, db, auth.Options{Params: cheapHashing})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := svc.CreateUser(ctx, "bench@example.com", "", testPassword, cloud.RoleDriver, nil); err != nil {
+		b.Fatal(err)
+	}
+	toks, err := svc.Login(ctx, "bench@example.com", testPassword, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	app := httpapi.New(httpapi.Config{DB: db, Auth: svc, Hub: &fakeHub{online: map[string]bool{"bench": true}}, Limits: noLimits})
+	return &env{db: db, app: app}, bearer(toks.AccessToken)
 }
 
 // keyAuth is fakeAuth with keys "key|scope,scope|facility,facility", for scopes
