@@ -48,7 +48,7 @@ var knownTypes = map[string]bool{
 	"spot.status.changed": true, "payment.processed": true, "alert.triggered": true,
 	"gate.decision": true, "gate.opened": true, "gate.closed": true, "gate.manual_open": true,
 	"occupancy.changed": true, "occupancy.reset": true, "lane.status.changed": true,
-	"credential.used": true, "credentials.replaced": true,
+	"credential.used": true, "credentials.replaced": true, "layout.applied": true,
 }
 
 // KnownType reports whether typ is an event type this build understands.
@@ -183,6 +183,15 @@ func validatePayload(env *gh.Envelope, bad func(string, ...any) error) error {
 		return firstErr(id("lane id", env.LaneId), id("status", p.LaneStatusChanged.Status))
 	case *gh.Envelope_CredentialsReplaced:
 		return id("kind", p.CredentialsReplaced.Kind)
+	case *gh.Envelope_LayoutApplied:
+		for _, z := range append(p.LayoutApplied.Zones, p.LayoutApplied.Configured...) {
+			if z.Capacity < 0 || z.HeldBack < 0 {
+				return bad("%s: negative capacity", env.Type)
+			}
+			if err := id("zone id", z.ZoneId); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -171,9 +171,10 @@ func (t *txn) decideEntry(l *lane, c credential) *authorization {
 	if a.voidSession != "" {
 		occupied-- // the same car, counted already
 	}
-	limit := zone.Capacity
+	zl := st.ZoneLimits(zone)
+	limit := zl.Capacity
 	if a.right == gh.Right_RIGHT_TRANSIENT {
-		limit -= zone.HeldBack
+		limit -= zl.HeldBack
 	}
 	if occupied >= limit {
 		t.deny(l, c, "lot_full", "Full", nil, 0)

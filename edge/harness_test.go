@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -56,6 +57,7 @@ type harness struct {
 	bars  map[string]*inmem.Barrier
 	now   time.Time
 	path  string
+	log   *slog.Logger // nil: discard
 }
 
 // newHarness opens a garage on a fresh BoltDB file. Barriers are manual: the test
@@ -86,7 +88,7 @@ func (h *harness) open() {
 	for id, b := range h.bars {
 		bars[id] = b
 	}
-	g, err := edge.Open(edge.Config{Facility: h.f, Store: st, Barriers: bars, Now: func() time.Time { return h.now }})
+	g, err := edge.Open(edge.Config{Facility: h.f, Store: st, Barriers: bars, Logger: h.log, Now: func() time.Time { return h.now }})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -546,11 +546,18 @@ func (t *txn) count(l *lane, zoneID string, delta int, cause string) {
 		t.alert(l.cfg.ID, AlertClamped, "warning", fmt.Sprintf("zone %s count would go below zero; kept at 0", zoneID), "", zoneID, false)
 		n, cause = 0, "clamped"
 	}
-	t.emit(l.cfg.ID, &gh.OccupancyChanged{ZoneId: zoneID, Delta: int32(n - z.Occupied), Occupied: int32(n), Capacity: int32(zc.Capacity), Cause: cause})
-	over := n > zc.Capacity
+	capacity := t.g.st.ZoneLimits(zc).Capacity
+	t.emit(l.cfg.ID, &gh.OccupancyChanged{ZoneId: zoneID, Delta: int32(n - z.Occupied), Occupied: int32(n), Capacity: int32(capacity), Cause: cause})
+	t.capacityAlert(zoneID, n, capacity)
+}
+
+// capacityAlert raises or clears a zone's over-capacity alert as its count n stands
+// against its capacity.
+func (t *txn) capacityAlert(zoneID string, n, capacity int) {
+	over := n > capacity
 	_, active := t.g.st.Alerts[alertKey(AlertOverCapacity, "", "", zoneID)]
 	if over && !active {
-		t.alert("", AlertOverCapacity, "warning", fmt.Sprintf("zone %s holds %d vehicles for %d spaces", zoneID, n, zc.Capacity), "", zoneID, false)
+		t.alert("", AlertOverCapacity, "warning", fmt.Sprintf("zone %s holds %d vehicles for %d spaces", zoneID, n, capacity), "", zoneID, false)
 	} else if !over && active {
 		t.alert("", AlertOverCapacity, "info", fmt.Sprintf("zone %s back within capacity", zoneID), "", zoneID, true)
 	}

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -124,8 +125,8 @@ func (g *Garage) ResetCount(ctx context.Context, zoneID string, occupied int, op
 		if !ok {
 			return Errorf(ENOTFOUND, "no zone %q", zoneID)
 		}
-		if occupied < 0 || occupied > zc.Capacity {
-			return Errorf(EINVALID, "count must be between 0 and %d", zc.Capacity)
+		if capacity := g.st.ZoneLimits(zc).Capacity; occupied < 0 || occupied > capacity {
+			return Errorf(EINVALID, "count must be between 0 and %d", capacity)
 		}
 		prev := g.st.Zones[zoneID].Occupied
 		t.emit("", &gh.OccupancyReset{ZoneId: zoneID, Previous: int32(prev), Occupied: int32(occupied), Operator: operator, Reason: reason})
@@ -164,7 +165,7 @@ func (t *txn) spotChanged(ev DeviceEvent) error {
 		}
 	}
 	z := st.Zones[sp.Zone]
-	t.emit("", &gh.OccupancyChanged{ZoneId: zc.ID, Delta: int32(n - z.Occupied), Occupied: int32(n), Capacity: int32(zc.Capacity), Cause: "sensor"})
+	t.emit("", &gh.OccupancyChanged{ZoneId: zc.ID, Delta: int32(n - z.Occupied), Occupied: int32(n), Capacity: int32(st.ZoneLimits(zc).Capacity), Cause: "sensor"})
 	return nil
 }
 
@@ -182,7 +183,8 @@ func wait(ctx context.Context, p Pending) error {
 	}
 }
 
-// ZoneView is a zone's live occupancy.
+// ZoneView is a zone's live occupancy. Capacity and HeldBack are those in force: the
+// cloud's layout document's when it set them, otherwise the config file's.
 type ZoneView struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
@@ -200,10 +202,11 @@ func (g *Garage) Occupancy() []ZoneView {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]ZoneView, 0, len(g.f.Zones))
-	for _, z := range g.f.Zones {
-		n := g.st.Zones[z.ID].Occupied
-		out = append(out, ZoneView{ID: z.ID, Name: z.Name, Level: z.Level, Capacity: z.Capacity, HeldBack: z.HeldBack,
-			Occupied: n, Available: max(0, z.Capacity-n), AvailableWalkIn: max(0, z.Capacity-z.HeldBack-n)})
+	for i := range g.f.Zones {
+		z := &g.f.Zones[i]
+		n, zl := g.st.Zones[z.ID].Occupied, g.st.ZoneLimits(z)
+		out = append(out, ZoneView{ID: z.ID, Name: z.Name, Level: z.Level, Capacity: zl.Capacity, HeldBack: zl.HeldBack,
+			Occupied: n, Available: max(0, zl.Capacity-n), AvailableWalkIn: max(0, zl.Capacity-zl.HeldBack-n)})
 	}
 	return out
 }
@@ -350,6 +353,89 @@ func (g *Garage) ApplyCredentials(ctx context.Context, doc *gh.CredentialsReplac
 	})
 	if err != nil {
 		return false, err
+	}
+	return applied, wait(ctx, p)
+}
+
+// Layout is what the garage applies of the cloud's "layout" downlink document: the
+// capacity and held-back space of zones, as of a version.
+type Layout struct {
+	Version uint64
+	Zones   []LayoutZone
+}
+
+// LayoutZone is one zone of a layout document. A nil Capacity or HeldBack keeps the
+// config file's value.
+type LayoutZone struct {
+	ID       string
+	Capacity *int
+	HeldBack *int
+}
+
+// ApplyLayout applies the cloud's layout document: for each zone of the garage that it
+// names, its capacity and held-back space replace the config file's, for the lot-full
+// decision, the counts' over-capacity alerts and the occupancy the garage reports. A
+// zone it does not name keeps the config file's values; a zone the garage does not
+// have is ignored, with one warning. A version that is not newer than the one held is
+// ignored and reported as not applied, so that redelivery is harmless.
+func (g *Garage) ApplyLayout(ctx context.Context, doc Layout) (bool, error) {
+	if doc.Version == 0 {
+		return false, Errorf(EINVALID, "layout version 0")
+	}
+	seen := map[string]bool{}
+	for _, z := range doc.Zones {
+		switch {
+		case seen[z.ID]:
+			return false, Errorf(EINVALID, "layout names zone %q twice", z.ID)
+		case z.Capacity != nil && *z.Capacity < 0, z.HeldBack != nil && *z.HeldBack < 0:
+			return false, Errorf(EINVALID, "layout zone %q: negative capacity or held-back space", z.ID)
+		case z.Capacity != nil && *z.Capacity > math.MaxInt32, z.HeldBack != nil && *z.HeldBack > math.MaxInt32:
+			return false, Errorf(EINVALID, "layout zone %q: capacity out of range", z.ID)
+		}
+		seen[z.ID] = true
+	}
+	applied := false
+	var unknown []string
+	p, err := g.step(g.now(), func(t *txn) error {
+		if doc.Version <= g.st.Versions[LayoutKind] {
+			return nil
+		}
+		applied = true
+		ev := &gh.LayoutApplied{Version: doc.Version}
+		for _, z := range doc.Zones {
+			zc, ok := g.f.Zone(z.ID)
+			if !ok {
+				unknown = append(unknown, z.ID)
+				continue
+			}
+			zl := ZoneLimits{Capacity: zc.Capacity, HeldBack: zc.HeldBack}
+			if z.Capacity != nil {
+				zl.Capacity = *z.Capacity
+			}
+			if z.HeldBack != nil {
+				zl.HeldBack = *z.HeldBack
+			}
+			zl.HeldBack = min(zl.HeldBack, zl.Capacity)
+			ev.Zones = append(ev.Zones, &gh.ZoneCapacity{ZoneId: z.ID, Capacity: int32(zl.Capacity), HeldBack: int32(zl.HeldBack)})
+		}
+		for i := range g.f.Zones {
+			if zc := &g.f.Zones[i]; !slices.ContainsFunc(ev.Zones, func(z *gh.ZoneCapacity) bool { return z.ZoneId == zc.ID }) {
+				ev.Configured = append(ev.Configured, &gh.ZoneCapacity{ZoneId: zc.ID, Capacity: int32(zc.Capacity), HeldBack: int32(zc.HeldBack)})
+			}
+		}
+		t.emit("", ev)
+		for i := range g.f.Zones {
+			zc := &g.f.Zones[i]
+			t.capacityAlert(zc.ID, g.st.Zones[zc.ID].Occupied, g.st.ZoneLimits(zc).Capacity)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if len(unknown) > 0 {
+		g.log.Warn("layout document names zones this garage does not have; ignored",
+			"version", doc.Version, "zones", unknown)
 	}
 	return applied, wait(ctx, p)
 }

@@ -141,6 +141,10 @@ type State struct {
 	// Versions holds the version of each downlink document applied, by kind. Once a
 	// kind has arrived from the cloud, the config file's list of that kind is ignored.
 	Versions map[string]uint64
+	// Layout holds, by zone id, the capacity and held-back space that the cloud's
+	// "layout" document sets; a zone not in it has the config file's. Read it through
+	// ZoneLimits.
+	Layout map[string]ZoneLimits
 
 	byTicket  map[string]string // ticket -> open session id
 	byCard    map[string]string // permit card -> permit id
@@ -169,6 +173,7 @@ func NewState(f *Facility) *State {
 		Alerts:       map[string]*Alert{},
 		Blocklist:    append([]BlockEntry(nil), f.Blocklist...),
 		Versions:     map[string]uint64{},
+		Layout:       map[string]ZoneLimits{},
 		byTicket:     map[string]string{},
 		byCard:       map[string]string{},
 		byCode:       map[string]string{},
@@ -229,6 +234,9 @@ func (s *State) restoreDownlink(key string, val []byte) error {
 	switch {
 	case key == "blocklist":
 		return json.Unmarshal(val, &s.Blocklist)
+	case key == "layout":
+		s.Layout = map[string]ZoneLimits{}
+		return json.Unmarshal(val, &s.Layout)
 	case strings.HasPrefix(key, "version/"):
 		var v uint64
 		if err := json.Unmarshal(val, &v); err != nil {
@@ -500,6 +508,10 @@ func (s *State) Apply(ev *gh.Envelope) error {
 		if err := s.replaceCredentials(p.CredentialsReplaced); err != nil {
 			return fmt.Errorf("apply %s: %w", ev.Type, err)
 		}
+	case *gh.Envelope_LayoutApplied:
+		if err := s.replaceLayout(p.LayoutApplied); err != nil {
+			return fmt.Errorf("apply %s: %w", ev.Type, err)
+		}
 	case *gh.Envelope_GateDecision, *gh.Envelope_GateOpened, *gh.Envelope_GateClosed, *gh.Envelope_GateManualOpen:
 		// Audit only.
 	default:
@@ -562,6 +574,44 @@ func (s *State) replaceCredentials(x *gh.CredentialsReplaced) error {
 	s.Versions[x.Kind] = x.Version
 	s.touch(BucketDownlink, "version/"+x.Kind)
 	s.reindex()
+	return nil
+}
+
+// LayoutKind is the kind of the cloud's downlink document that sets zone capacities.
+const LayoutKind = "layout"
+
+// ZoneLimits are a zone's capacity and the part of it held back for permits and
+// reservations.
+type ZoneLimits struct {
+	Capacity int `json:"capacity"`
+	HeldBack int `json:"held_back"`
+}
+
+// ZoneLimits returns the capacity and held-back space in force for zone z: those of the
+// cloud's layout document when it set them, otherwise the config file's.
+func (s *State) ZoneLimits(z *Zone) ZoneLimits {
+	if l, ok := s.Layout[z.ID]; ok {
+		return l
+	}
+	return ZoneLimits{Capacity: z.Capacity, HeldBack: z.HeldBack}
+}
+
+// replaceLayout swaps in a layout document's zone limits as a whole: a zone the
+// previous version set and this one does not goes back to its configured limits.
+func (s *State) replaceLayout(x *gh.LayoutApplied) error {
+	if x.Version <= s.Versions[LayoutKind] {
+		return fmt.Errorf("%s version %d does not follow %d", LayoutKind, x.Version, s.Versions[LayoutKind])
+	}
+	s.Layout = make(map[string]ZoneLimits, len(x.Zones))
+	for _, z := range x.Zones {
+		if z.Capacity < 0 || z.HeldBack < 0 || z.HeldBack > z.Capacity {
+			return fmt.Errorf("zone %s: capacity %d with %d held back", z.ZoneId, z.Capacity, z.HeldBack)
+		}
+		s.Layout[z.ZoneId] = ZoneLimits{Capacity: int(z.Capacity), HeldBack: int(z.HeldBack)}
+	}
+	s.Versions[LayoutKind] = x.Version
+	s.touch(BucketDownlink, LayoutKind)
+	s.touch(BucketDownlink, "version/"+LayoutKind)
 	return nil
 }
 
@@ -632,9 +682,12 @@ func (s *State) record(bucket, key string) []Record {
 		}
 		v = a
 	case BucketDownlink:
-		if key == "blocklist" {
+		switch key {
+		case "blocklist":
 			v = s.Blocklist
-		} else {
+		case LayoutKind:
+			v = s.Layout
+		default:
 			v = s.Versions[strings.TrimPrefix(key, "version/")]
 		}
 	}
@@ -688,5 +741,6 @@ func Diff(a, b *State) []string {
 	cmp("alerts", a.Alerts, b.Alerts)
 	cmp("blocklist", a.Blocklist, b.Blocklist)
 	cmp("versions", a.Versions, b.Versions)
+	cmp("layout", a.Layout, b.Layout)
 	return out
 }

@@ -31,6 +31,9 @@ type projector struct {
 
 type zoneRow struct {
 	occupied int32
+	// counted: occupied is the garage's count; otherwise only capacity changed (a
+	// layout applied) and the stored count stands.
+	counted  bool
 	capacity *int32
 	at       time.Time
 }
@@ -97,7 +100,8 @@ func rightName(r gh.Right) string {
 
 // add folds one event and reports whether its type is one the projections know.
 // Audit-only events (gate decisions, barrier movements, manual opens, credential use,
-// downlink documents applied) fold to nothing.
+// credential documents applied) fold to nothing; a layout applied sets the zones'
+// capacity.
 func (p *projector) add(env *gh.Envelope) bool {
 	p.n++
 	at := env.OccurredAt.AsTime()
@@ -146,14 +150,25 @@ func (p *projector) add(env *gh.Envelope) bool {
 	case *gh.Envelope_OccupancyChanged:
 		s := x.OccupancyChanged
 		c := s.Capacity
-		p.zones[s.ZoneId] = &zoneRow{occupied: s.Occupied, capacity: &c, at: at}
+		p.zones[s.ZoneId] = &zoneRow{occupied: s.Occupied, counted: true, capacity: &c, at: at}
 	case *gh.Envelope_OccupancyReset:
 		s := x.OccupancyReset
-		z := &zoneRow{occupied: s.Occupied, at: at}
+		z := &zoneRow{occupied: s.Occupied, counted: true, at: at}
 		if old, ok := p.zones[s.ZoneId]; ok {
 			z.capacity = old.capacity
 		}
 		p.zones[s.ZoneId] = z
+	case *gh.Envelope_LayoutApplied:
+		// The capacity of every zone of the garage, as now in force there: the cloud's
+		// layout where the garage has the zone, its config file elsewhere.
+		for _, z := range append(x.LayoutApplied.Zones, x.LayoutApplied.Configured...) {
+			c := z.Capacity
+			if row, ok := p.zones[z.ZoneId]; ok {
+				row.capacity = &c
+			} else {
+				p.zones[z.ZoneId] = &zoneRow{capacity: &c, at: at}
+			}
+		}
 	case *gh.Envelope_SpotStatusChanged:
 		s := x.SpotStatusChanged
 		p.spots[s.SpotId] = &spotRow{zone: s.ZoneId, occupied: s.Occupied, at: at}
@@ -229,18 +244,33 @@ func (p *projector) take() queries {
 	f := p.facility
 
 	if len(p.zones) > 0 {
-		var ids []string
+		var ids, capOnly []string
 		var occ []int32
-		var capa []*int32
-		var at []time.Time
+		var capa, capOnlyCapa []*int32
+		var at, capOnlyAt []time.Time
 		for id, z := range p.zones {
+			if !z.counted {
+				capOnly, capOnlyCapa, capOnlyAt = append(capOnly, id), append(capOnlyCapa, z.capacity), append(capOnlyAt, z.at)
+				continue
+			}
 			ids, occ, capa, at = append(ids, id), append(occ, z.occupied), append(capa, z.capacity), append(at, z.at)
 		}
-		b.Queue(`INSERT INTO zone_occupancy (facility_id, zone_id, occupied, capacity, updated_at)
+		if len(ids) > 0 {
+			b.Queue(`INSERT INTO zone_occupancy (facility_id, zone_id, occupied, capacity, updated_at)
 			SELECT $1, u.* FROM unnest($2::text[], $3::int[], $4::int[], $5::timestamptz[]) AS u
 			ON CONFLICT (facility_id, zone_id) DO UPDATE SET occupied = excluded.occupied,
 				capacity = coalesce(excluded.capacity, zone_occupancy.capacity), updated_at = excluded.updated_at`,
-			f, ids, occ, capa, at)
+				f, ids, occ, capa, at)
+		}
+		if len(capOnly) > 0 {
+			// A zone the garage never counted in holds 0 there: its count starts at 0
+			// and every change of it is an event folded before this one.
+			b.Queue(`INSERT INTO zone_occupancy (facility_id, zone_id, occupied, capacity, updated_at)
+			SELECT $1, u.zone_id, 0, u.capacity, u.at
+				FROM unnest($2::text[], $3::int[], $4::timestamptz[]) AS u(zone_id, capacity, at)
+			ON CONFLICT (facility_id, zone_id) DO UPDATE SET capacity = excluded.capacity`,
+				f, capOnly, capOnlyCapa, capOnlyAt)
+		}
 	}
 
 	// Sessions started in this run: still open, or already closed.

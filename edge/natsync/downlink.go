@@ -2,6 +2,7 @@ package natsync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,12 +29,18 @@ func DownSubject(facility, kind string) string {
 // Applier applies downlink documents. *edge.Garage implements it.
 type Applier interface {
 	ApplyCredentials(ctx context.Context, doc *gh.CredentialsReplaced) (bool, error)
+	ApplyLayout(ctx context.Context, doc edge.Layout) (bool, error)
 }
 
-// Downlink keeps the garage's credential lists up to date from the hub: it reads the
-// latest document of each kind for its facility, on start and whenever one is
-// published, and applies it; versions only go forward, so a document seen twice
-// changes nothing. A garage offline for a week catches up on reconnect.
+var _ Applier = (*edge.Garage)(nil)
+
+// Downlink keeps the garage's credential lists and zone capacities up to date from the
+// hub: it reads the latest document of each kind for its facility, on start and
+// whenever one is published, and applies it; versions only go forward, so a document
+// seen twice changes nothing. A garage offline for a week catches up on reconnect.
+//
+// The "permits", "reservations" and "blocklist" documents are a gh.CredentialsReplaced;
+// the "layout" document is the cloud's JSON (see layoutDocument).
 type Downlink struct {
 	Facility string
 	Conn     *nats.Conn
@@ -100,26 +107,73 @@ func (d *Downlink) follow(ctx context.Context) error {
 			}
 			return err
 		}
-		doc := new(gh.CredentialsReplaced)
 		kind := msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:]
-		if err := proto.Unmarshal(msg.Data(), doc); err != nil || doc.Version == 0 || doc.Kind != kind {
-			d.Logger.Warn("malformed downlink document dropped", "subject", msg.Subject(), "kind", doc.GetKind(),
-				"version", doc.GetVersion(), "err", err)
-			continue
+		var version uint64
+		var applied bool
+		if kind == edge.LayoutKind {
+			var doc edge.Layout
+			if doc, err = d.decodeLayout(msg.Data()); err != nil {
+				d.Logger.Warn("malformed downlink document dropped", "subject", msg.Subject(), "err", err)
+				continue
+			}
+			version = doc.Version
+			applied, err = d.Garage.ApplyLayout(ctx, doc)
+		} else {
+			doc := new(gh.CredentialsReplaced)
+			if err := proto.Unmarshal(msg.Data(), doc); err != nil || doc.Version == 0 || doc.Kind != kind {
+				d.Logger.Warn("malformed downlink document dropped", "subject", msg.Subject(), "kind", doc.GetKind(),
+					"version", doc.GetVersion(), "err", err)
+				continue
+			}
+			version = doc.Version
+			applied, err = d.Garage.ApplyCredentials(ctx, doc)
 		}
-		applied, err := d.Garage.ApplyCredentials(ctx, doc)
 		var e *edge.Error
 		if errors.As(err, &e) && e.Code == edge.EINVALID {
 			// A document this garage cannot apply (a kind it does not know, say) must
 			// not hold up the documents after it: it stays refused until replaced.
-			d.Logger.Warn("downlink document refused", "subject", msg.Subject(), "version", doc.Version, "err", err)
+			d.Logger.Warn("downlink document refused", "subject", msg.Subject(), "version", version, "err", err)
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("apply %s v%d: %w", doc.Kind, doc.Version, err)
+			return fmt.Errorf("apply %s v%d: %w", kind, version, err)
 		}
 		if applied && d.Applied != nil {
-			d.Applied(doc.Kind, doc.Version)
+			d.Applied(kind, version)
 		}
 	}
+}
+
+// layoutDocument is what the garage reads of the cloud's "layout" document
+// (cloud/httpapi.LayoutDocument, JSON): the facility's whole layout at a version. Only
+// the zones' capacity and held-back space apply at the garage; levels, spots and names
+// are the cloud's. Capacity and held_back are pointers so that a document without them
+// keeps the garage's configured values.
+type layoutDocument struct {
+	Facility string `json:"facility"`
+	Version  uint64 `json:"version"`
+	Zones    []struct {
+		ID       string `json:"id"`
+		Capacity *int   `json:"capacity"`
+		HeldBack *int   `json:"held_back"`
+	} `json:"zones"`
+}
+
+// decodeLayout reads a layout document meant for this facility.
+func (d *Downlink) decodeLayout(b []byte) (edge.Layout, error) {
+	var doc layoutDocument
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return edge.Layout{}, err
+	}
+	switch {
+	case doc.Version == 0:
+		return edge.Layout{}, errors.New("layout without a version")
+	case doc.Facility != "" && doc.Facility != d.Facility:
+		return edge.Layout{}, fmt.Errorf("layout of facility %q", doc.Facility)
+	}
+	out := edge.Layout{Version: doc.Version, Zones: make([]edge.LayoutZone, 0, len(doc.Zones))}
+	for _, z := range doc.Zones {
+		out.Zones = append(out.Zones, edge.LayoutZone{ID: z.ID, Capacity: z.Capacity, HeldBack: z.HeldBack})
+	}
+	return out, nil
 }

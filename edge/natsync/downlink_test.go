@@ -38,6 +38,17 @@ func (f *fakeGarage) ApplyCredentials(ctx context.Context, doc *gh.CredentialsRe
 	return true, nil
 }
 
+func (f *fakeGarage) ApplyLayout(ctx context.Context, doc edge.Layout) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if doc.Version <= f.versions[edge.LayoutKind] {
+		return false, nil
+	}
+	f.versions[edge.LayoutKind] = doc.Version
+	f.applied = append(f.applied, edge.LayoutKind)
+	return true, nil
+}
+
 func (f *fakeGarage) OpenLane(ctx context.Context, lane, operator, reason string) error {
 	if lane != "entry-1" {
 		return edge.Errorf(edge.ENOTFOUND, "no lane %q", lane)

@@ -178,6 +178,7 @@ type Envelope struct {
 	//	*Envelope_LaneStatusChanged
 	//	*Envelope_CredentialUsed
 	//	*Envelope_CredentialsReplaced
+	//	*Envelope_LayoutApplied
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -397,6 +398,15 @@ func (x *Envelope) GetCredentialsReplaced() *CredentialsReplaced {
 	return nil
 }
 
+func (x *Envelope) GetLayoutApplied() *LayoutApplied {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_LayoutApplied); ok {
+			return x.LayoutApplied
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -461,6 +471,10 @@ type Envelope_CredentialsReplaced struct {
 	CredentialsReplaced *CredentialsReplaced `protobuf:"bytes,24,opt,name=credentials_replaced,json=credentialsReplaced,proto3,oneof"`
 }
 
+type Envelope_LayoutApplied struct {
+	LayoutApplied *LayoutApplied `protobuf:"bytes,25,opt,name=layout_applied,json=layoutApplied,proto3,oneof"`
+}
+
 func (*Envelope_SessionStarted) isEnvelope_Payload() {}
 
 func (*Envelope_SessionEnded) isEnvelope_Payload() {}
@@ -490,6 +504,8 @@ func (*Envelope_LaneStatusChanged) isEnvelope_Payload() {}
 func (*Envelope_CredentialUsed) isEnvelope_Payload() {}
 
 func (*Envelope_CredentialsReplaced) isEnvelope_Payload() {}
+
+func (*Envelope_LayoutApplied) isEnvelope_Payload() {}
 
 // Credential is what was presented, as the lane resolved it.
 type Credential struct {
@@ -1693,6 +1709,138 @@ func (x *CredentialsReplaced) GetBlocklist() []*BlockEntry {
 	return nil
 }
 
+// LayoutApplied ("layout.applied") records the "layout" downlink document applied at
+// the garage, at a version that only goes forward: the capacity and held-back space the
+// cloud sets for the garage's zones. It replaces the previous layout as a whole: a zone
+// it does not list has the capacity and held-back space of the garage's config file.
+// Zones of the document that the garage does not have are not listed.
+type LayoutApplied struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// zones are the garage's zones that the document sets, with the figures now in force.
+	Zones []*ZoneCapacity `protobuf:"bytes,2,rep,name=zones,proto3" json:"zones,omitempty"`
+	// configured are the garage's other zones, with the figures of its config file, in
+	// force again or still: with zones, the capacity of every zone of the garage, so
+	// that the cloud holds it without knowing the config file.
+	Configured    []*ZoneCapacity `protobuf:"bytes,3,rep,name=configured,proto3" json:"configured,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LayoutApplied) Reset() {
+	*x = LayoutApplied{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LayoutApplied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LayoutApplied) ProtoMessage() {}
+
+func (x *LayoutApplied) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LayoutApplied.ProtoReflect.Descriptor instead.
+func (*LayoutApplied) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LayoutApplied) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *LayoutApplied) GetZones() []*ZoneCapacity {
+	if x != nil {
+		return x.Zones
+	}
+	return nil
+}
+
+func (x *LayoutApplied) GetConfigured() []*ZoneCapacity {
+	if x != nil {
+		return x.Configured
+	}
+	return nil
+}
+
+// ZoneCapacity is a zone's capacity and held-back space as now in force at the garage.
+type ZoneCapacity struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ZoneId   string                 `protobuf:"bytes,1,opt,name=zone_id,json=zoneId,proto3" json:"zone_id,omitempty"`
+	Capacity int32                  `protobuf:"varint,2,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	// held_back is the part of capacity kept for permits and reservations: walk-ins are
+	// refused once capacity - held_back spaces are taken. Never more than capacity.
+	HeldBack      int32 `protobuf:"varint,3,opt,name=held_back,json=heldBack,proto3" json:"held_back,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ZoneCapacity) Reset() {
+	*x = ZoneCapacity{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ZoneCapacity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ZoneCapacity) ProtoMessage() {}
+
+func (x *ZoneCapacity) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ZoneCapacity.ProtoReflect.Descriptor instead.
+func (*ZoneCapacity) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ZoneCapacity) GetZoneId() string {
+	if x != nil {
+		return x.ZoneId
+	}
+	return ""
+}
+
+func (x *ZoneCapacity) GetCapacity() int32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *ZoneCapacity) GetHeldBack() int32 {
+	if x != nil {
+		return x.HeldBack
+	}
+	return 0
+}
+
 // Permit is a right to park for a period, for one or more plates or cards.
 type Permit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1710,7 +1858,7 @@ type Permit struct {
 
 func (x *Permit) Reset() {
 	*x = Permit{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1870,7 @@ func (x *Permit) String() string {
 func (*Permit) ProtoMessage() {}
 
 func (x *Permit) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1883,7 @@ func (x *Permit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permit.ProtoReflect.Descriptor instead.
 func (*Permit) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Permit) GetId() string {
@@ -1811,7 +1959,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +1971,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +1984,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Reservation) GetId() string {
@@ -1907,7 +2055,7 @@ type BlockEntry struct {
 
 func (x *BlockEntry) Reset() {
 	*x = BlockEntry{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2067,7 @@ func (x *BlockEntry) String() string {
 func (*BlockEntry) ProtoMessage() {}
 
 func (x *BlockEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2080,7 @@ func (x *BlockEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockEntry.ProtoReflect.Descriptor instead.
 func (*BlockEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BlockEntry) GetPlate() string {
@@ -1960,7 +2108,7 @@ var File_gatehouse_v1_events_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x19gatehouse/v1/events.proto\x12\fgatehouse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\n" +
+	"\x19gatehouse/v1/events.proto\x12\fgatehouse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\n" +
 	"\n" +
 	"\bEnvelope\x12\x1f\n" +
 	"\vfacility_id\x18\x01 \x01(\tR\n" +
@@ -1988,7 +2136,8 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\x0foccupancy_reset\x18\x15 \x01(\v2\x1c.gatehouse.v1.OccupancyResetH\x00R\x0eoccupancyReset\x12Q\n" +
 	"\x13lane_status_changed\x18\x16 \x01(\v2\x1f.gatehouse.v1.LaneStatusChangedH\x00R\x11laneStatusChanged\x12G\n" +
 	"\x0fcredential_used\x18\x17 \x01(\v2\x1c.gatehouse.v1.CredentialUsedH\x00R\x0ecredentialUsed\x12V\n" +
-	"\x14credentials_replaced\x18\x18 \x01(\v2!.gatehouse.v1.CredentialsReplacedH\x00R\x13credentialsReplacedB\t\n" +
+	"\x14credentials_replaced\x18\x18 \x01(\v2!.gatehouse.v1.CredentialsReplacedH\x00R\x13credentialsReplaced\x12D\n" +
+	"\x0elayout_applied\x18\x19 \x01(\v2\x1b.gatehouse.v1.LayoutAppliedH\x00R\rlayoutAppliedB\t\n" +
 	"\apayload\"\xb8\x01\n" +
 	"\n" +
 	"Credential\x120\n" +
@@ -2097,7 +2246,17 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12.\n" +
 	"\apermits\x18\x03 \x03(\v2\x14.gatehouse.v1.PermitR\apermits\x12=\n" +
 	"\freservations\x18\x04 \x03(\v2\x19.gatehouse.v1.ReservationR\freservations\x126\n" +
-	"\tblocklist\x18\x05 \x03(\v2\x18.gatehouse.v1.BlockEntryR\tblocklist\"\xf5\x01\n" +
+	"\tblocklist\x18\x05 \x03(\v2\x18.gatehouse.v1.BlockEntryR\tblocklist\"\x97\x01\n" +
+	"\rLayoutApplied\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x120\n" +
+	"\x05zones\x18\x02 \x03(\v2\x1a.gatehouse.v1.ZoneCapacityR\x05zones\x12:\n" +
+	"\n" +
+	"configured\x18\x03 \x03(\v2\x1a.gatehouse.v1.ZoneCapacityR\n" +
+	"configured\"`\n" +
+	"\fZoneCapacity\x12\x17\n" +
+	"\azone_id\x18\x01 \x01(\tR\x06zoneId\x12\x1a\n" +
+	"\bcapacity\x18\x02 \x01(\x05R\bcapacity\x12\x1b\n" +
+	"\theld_back\x18\x03 \x01(\x05R\bheldBack\"\xf5\x01\n" +
 	"\x06Permit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x12\x16\n" +
@@ -2150,7 +2309,7 @@ func file_gatehouse_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gatehouse_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_gatehouse_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_gatehouse_v1_events_proto_goTypes = []any{
 	(CredentialKind)(0),           // 0: gatehouse.v1.CredentialKind
 	(Right)(0),                    // 1: gatehouse.v1.Right
@@ -2171,13 +2330,15 @@ var file_gatehouse_v1_events_proto_goTypes = []any{
 	(*LaneStatusChanged)(nil),     // 16: gatehouse.v1.LaneStatusChanged
 	(*CredentialUsed)(nil),        // 17: gatehouse.v1.CredentialUsed
 	(*CredentialsReplaced)(nil),   // 18: gatehouse.v1.CredentialsReplaced
-	(*Permit)(nil),                // 19: gatehouse.v1.Permit
-	(*Reservation)(nil),           // 20: gatehouse.v1.Reservation
-	(*BlockEntry)(nil),            // 21: gatehouse.v1.BlockEntry
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*LayoutApplied)(nil),         // 19: gatehouse.v1.LayoutApplied
+	(*ZoneCapacity)(nil),          // 20: gatehouse.v1.ZoneCapacity
+	(*Permit)(nil),                // 21: gatehouse.v1.Permit
+	(*Reservation)(nil),           // 22: gatehouse.v1.Reservation
+	(*BlockEntry)(nil),            // 23: gatehouse.v1.BlockEntry
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 }
 var file_gatehouse_v1_events_proto_depIdxs = []int32{
-	22, // 0: gatehouse.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 0: gatehouse.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: gatehouse.v1.Envelope.session_started:type_name -> gatehouse.v1.SessionStarted
 	6,  // 2: gatehouse.v1.Envelope.session_ended:type_name -> gatehouse.v1.SessionEnded
 	5,  // 3: gatehouse.v1.Envelope.session_segment_started:type_name -> gatehouse.v1.SessionSegmentStarted
@@ -2193,25 +2354,28 @@ var file_gatehouse_v1_events_proto_depIdxs = []int32{
 	16, // 13: gatehouse.v1.Envelope.lane_status_changed:type_name -> gatehouse.v1.LaneStatusChanged
 	17, // 14: gatehouse.v1.Envelope.credential_used:type_name -> gatehouse.v1.CredentialUsed
 	18, // 15: gatehouse.v1.Envelope.credentials_replaced:type_name -> gatehouse.v1.CredentialsReplaced
-	0,  // 16: gatehouse.v1.Credential.kind:type_name -> gatehouse.v1.CredentialKind
-	3,  // 17: gatehouse.v1.SessionStarted.credential:type_name -> gatehouse.v1.Credential
-	1,  // 18: gatehouse.v1.SessionStarted.right:type_name -> gatehouse.v1.Right
-	1,  // 19: gatehouse.v1.SessionSegmentStarted.right:type_name -> gatehouse.v1.Right
-	22, // 20: gatehouse.v1.SessionSegmentStarted.start:type_name -> google.protobuf.Timestamp
-	3,  // 21: gatehouse.v1.SessionEnded.credential:type_name -> gatehouse.v1.Credential
-	3,  // 22: gatehouse.v1.GateDecision.credential:type_name -> gatehouse.v1.Credential
-	19, // 23: gatehouse.v1.CredentialsReplaced.permits:type_name -> gatehouse.v1.Permit
-	20, // 24: gatehouse.v1.CredentialsReplaced.reservations:type_name -> gatehouse.v1.Reservation
-	21, // 25: gatehouse.v1.CredentialsReplaced.blocklist:type_name -> gatehouse.v1.BlockEntry
-	22, // 26: gatehouse.v1.Permit.from:type_name -> google.protobuf.Timestamp
-	22, // 27: gatehouse.v1.Permit.until:type_name -> google.protobuf.Timestamp
-	22, // 28: gatehouse.v1.Reservation.from:type_name -> google.protobuf.Timestamp
-	22, // 29: gatehouse.v1.Reservation.until:type_name -> google.protobuf.Timestamp
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	19, // 16: gatehouse.v1.Envelope.layout_applied:type_name -> gatehouse.v1.LayoutApplied
+	0,  // 17: gatehouse.v1.Credential.kind:type_name -> gatehouse.v1.CredentialKind
+	3,  // 18: gatehouse.v1.SessionStarted.credential:type_name -> gatehouse.v1.Credential
+	1,  // 19: gatehouse.v1.SessionStarted.right:type_name -> gatehouse.v1.Right
+	1,  // 20: gatehouse.v1.SessionSegmentStarted.right:type_name -> gatehouse.v1.Right
+	24, // 21: gatehouse.v1.SessionSegmentStarted.start:type_name -> google.protobuf.Timestamp
+	3,  // 22: gatehouse.v1.SessionEnded.credential:type_name -> gatehouse.v1.Credential
+	3,  // 23: gatehouse.v1.GateDecision.credential:type_name -> gatehouse.v1.Credential
+	21, // 24: gatehouse.v1.CredentialsReplaced.permits:type_name -> gatehouse.v1.Permit
+	22, // 25: gatehouse.v1.CredentialsReplaced.reservations:type_name -> gatehouse.v1.Reservation
+	23, // 26: gatehouse.v1.CredentialsReplaced.blocklist:type_name -> gatehouse.v1.BlockEntry
+	20, // 27: gatehouse.v1.LayoutApplied.zones:type_name -> gatehouse.v1.ZoneCapacity
+	20, // 28: gatehouse.v1.LayoutApplied.configured:type_name -> gatehouse.v1.ZoneCapacity
+	24, // 29: gatehouse.v1.Permit.from:type_name -> google.protobuf.Timestamp
+	24, // 30: gatehouse.v1.Permit.until:type_name -> google.protobuf.Timestamp
+	24, // 31: gatehouse.v1.Reservation.from:type_name -> google.protobuf.Timestamp
+	24, // 32: gatehouse.v1.Reservation.until:type_name -> google.protobuf.Timestamp
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_events_proto_init() }
@@ -2235,6 +2399,7 @@ func file_gatehouse_v1_events_proto_init() {
 		(*Envelope_LaneStatusChanged)(nil),
 		(*Envelope_CredentialUsed)(nil),
 		(*Envelope_CredentialsReplaced)(nil),
+		(*Envelope_LayoutApplied)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2242,7 +2407,7 @@ func file_gatehouse_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_events_proto_rawDesc), len(file_gatehouse_v1_events_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

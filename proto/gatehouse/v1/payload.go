@@ -41,6 +41,8 @@ func (e *Envelope) SetPayload(p proto.Message) {
 		e.Payload = &Envelope_CredentialUsed{CredentialUsed: x}
 	case *CredentialsReplaced:
 		e.Payload = &Envelope_CredentialsReplaced{CredentialsReplaced: x}
+	case *LayoutApplied:
+		e.Payload = &Envelope_LayoutApplied{LayoutApplied: x}
 	default:
 		panic(fmt.Sprintf("gatehousev1: %T is not an event payload", p))
 	}
@@ -81,6 +83,8 @@ func (e *Envelope) PayloadType() string {
 		return "credential.used"
 	case *Envelope_CredentialsReplaced:
 		return "credentials.replaced"
+	case *Envelope_LayoutApplied:
+		return "layout.applied"
 	}
 	return ""
 }
