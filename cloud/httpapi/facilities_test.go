@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-parking/gatehouse/cloud"
 	"github.com/gatehouse-parking/gatehouse/cloud/httpapi"
 )
 
@@ -29,7 +30,8 @@ type downDoc struct {
 }
 
 func (h *fakeHub) Command(ctx context.Context, facility, verb string, body []byte) ([]byte, error) {
-	return nil, errors.New("fake hub: no commands")
+	// As cmd/gatehouse-cloud's adapter of an offline garage.
+	return nil, cloud.Errorf(cloud.EUNAVAILABLE, "the garage is offline; the command was not sent")
 }
 
 func (h *fakeHub) PublishDown(ctx context.Context, facility, kind string, version uint64, body []byte) error {
