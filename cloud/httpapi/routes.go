@@ -15,6 +15,9 @@ func (a *api) routeTable() []*route {
 		a.sessionRoutes(),
 		a.commandRoutes(),
 		a.vehicleRoutes(),
+		a.reservationRoutes(),
+		a.quoteRoutes(),
+		a.paymentRoutes(),
 	} {
 		rs = append(rs, group...)
 	}

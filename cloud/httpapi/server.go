@@ -71,6 +71,8 @@ type Config struct {
 	// TrustProxy takes the client's address from X-Forwarded-For (behind nginx or an
 	// ingress); otherwise from the connection.
 	TrustProxy bool
+	// Payments configures the payment routes; without a Provider they answer 503.
+	Payments Payments
 }
 
 // Bounds of requests.
@@ -94,6 +96,7 @@ type api struct {
 	metrics  *metrics
 	limits   *limiter
 	routes   []*route
+	pay      *payments
 }
 
 // New returns the Fiber app serving /v1, the probes, /metrics and the OpenAPI
@@ -121,6 +124,7 @@ func New(cfg Config) *fiber.App {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	a.metrics = newMetrics(reg)
+	a.pay = newPayments(cfg.Payments, cfg.DB, reg)
 	a.limits = newLimiter(cfg.Limits.withDefaults())
 
 	fc := fiber.Config{

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-parking/gatehouse/cloud/auth"
 	"github.com/gatehouse-parking/gatehouse/cloud/httpapi"
 	"github.com/gatehouse-parking/gatehouse/cloud/natshub"
+	"github.com/gatehouse-parking/gatehouse/cloud/payment"
 	"github.com/gatehouse-parking/gatehouse/cloud/postgres"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,13 +26,14 @@ import (
 
 // newAPI returns the REST API (cloud/httpapi) with the ingest's and the hub's metrics
 // on its /metrics.
-func newAPI(db *postgres.DB, hub *natshub.Hub, ing *ingester, accounts *auth.Service, trustProxy bool, log *slog.Logger) *fiber.App {
+func newAPI(db *postgres.DB, hub *natshub.Hub, ing *ingester, accounts *auth.Service, provider payment.Provider, trustProxy bool, log *slog.Logger) *fiber.App {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMetrics(reg, db, hub, ing)
 	return httpapi.New(httpapi.Config{
 		DB: db, Auth: accounts, Hub: hubAPI{hub}, Registry: reg, TrustProxy: trustProxy,
-		Logger: log.With("component", "http"),
+		Payments: httpapi.Payments{Provider: provider},
+		Logger:   log.With("component", "http"),
 		Ready: func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()

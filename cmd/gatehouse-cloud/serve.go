@@ -22,6 +22,9 @@ import (
 	"github.com/gatehouse-parking/gatehouse/cloud/auth"
 	"github.com/gatehouse-parking/gatehouse/cloud/httpapi"
 	"github.com/gatehouse-parking/gatehouse/cloud/natshub"
+	"github.com/gatehouse-parking/gatehouse/cloud/payment"
+	"github.com/gatehouse-parking/gatehouse/cloud/payment/inproc"
+	"github.com/gatehouse-parking/gatehouse/cloud/payment/stripe"
 	"github.com/gatehouse-parking/gatehouse/cloud/pgtest"
 	"github.com/gatehouse-parking/gatehouse/cloud/postgres"
 	gh "github.com/gatehouse-parking/gatehouse/proto/gatehouse/v1"
@@ -44,6 +47,9 @@ type runFlags struct {
 	leafKey       string
 	logFormat     string
 	trustProxy    bool
+	stripeKey     string
+	stripeHook    string
+	stripeURL     string
 }
 
 func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) (*runFlags, error) {
@@ -61,6 +67,9 @@ func parseRunFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.StringVar(&f.leafAdvertise, "leaf-advertise", getenv("GATEHOUSE_LEAF_ADVERTISE"), "URL garages dial, written into issued credentials, e.g. tls://hub.example.com:7422; empty: the leaf listener's own URL (GATEHOUSE_LEAF_ADVERTISE)")
 	fs.StringVar(&f.leafCert, "leaf-tls-cert", getenv("GATEHOUSE_LEAF_TLS_CERT"), "embedded hub: TLS certificate of the leafnode listener (GATEHOUSE_LEAF_TLS_CERT)")
 	fs.StringVar(&f.leafKey, "leaf-tls-key", getenv("GATEHOUSE_LEAF_TLS_KEY"), "embedded hub: TLS key of the leafnode listener (GATEHOUSE_LEAF_TLS_KEY)")
+	fs.StringVar(&f.stripeKey, "stripe-key", getenv("GATEHOUSE_STRIPE_KEY"), "Stripe secret key: payments through Stripe; empty: the built-in test provider (no money moves) (GATEHOUSE_STRIPE_KEY)")
+	fs.StringVar(&f.stripeHook, "stripe-webhook-secret", getenv("GATEHOUSE_STRIPE_WEBHOOK_SECRET"), "signing secret of the Stripe webhook endpoint /v1/webhooks/stripe (GATEHOUSE_STRIPE_WEBHOOK_SECRET)")
+	fs.StringVar(&f.stripeURL, "stripe-url", getenv("GATEHOUSE_STRIPE_URL"), "Stripe API base URL; empty: Stripe's (tests: stripe-mock) (GATEHOUSE_STRIPE_URL)")
 	fs.BoolVar(&f.trustProxy, "trust-proxy", getenv("GATEHOUSE_TRUST_PROXY") == "1", "take clients' addresses (rate limits, audit) from X-Forwarded-For: only behind a proxy that sets it (GATEHOUSE_TRUST_PROXY=1)")
 	fs.StringVar(&f.logFormat, "log-format", env(getenv, "GATEHOUSE_LOG_FORMAT", "text"), "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -184,7 +193,11 @@ func runCloud(ctx context.Context, args []string, getenv func(string) string, st
 	api := "http://" + ln.Addr().String()
 	hapi := hubAPI{hub}
 	hub.Presence("") // track the garages' leaf connections from the start
-	app := newAPI(db, hub, ing, accounts, fl.trustProxy, log)
+	provider, payNote, err := paymentProvider(fl, log)
+	if err != nil {
+		return err
+	}
+	app := newAPI(db, hub, ing, accounts, provider, fl.trustProxy, log)
 
 	info := runInfo{PID: os.Getpid(), API: api, NATS: hub.ClientURL(), Leaf: hub.LeafURL(), Embedded: embedded}
 	if fl.databaseURL == "" {
@@ -208,6 +221,16 @@ func runCloud(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	})
 	wg.Go(func() { httpapi.RepublishLayouts(ctx, db, hapi, 30*time.Second, log.With("component", "layout")) })
+	wg.Go(func() {
+		httpapi.RunReservationSweeper(ctx, db, hapi, 15*time.Second, log.With("component", "reservations"))
+	})
+	wg.Go(func() { httpapi.RepublishPrepaid(ctx, db, hapi, 0, 10*time.Second, log.With("component", "prepaid")) })
+	wg.Go(func() {
+		httpapi.RetryConfirmations(ctx, db, func(ctx context.Context, p postgres.Payment) error {
+			_, err := db.ConfirmReservation(ctx, p.ReservationID, p.ID)
+			return err
+		}, 30*time.Second, log.With("component", "payments"))
+	})
 
 	log.Info("gatehouse-cloud started", "api", api, "nats", hub.ClientURL(), "leaf", hub.LeafURL(), "embedded_hub", embedded,
 		"data", dataDir, "version", version)
@@ -218,12 +241,13 @@ func runCloud(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, `gatehouse-cloud %s
   api       %s   (/v1, OpenAPI at /v1/openapi.json; /healthz /readyz /metrics)
   admin     %s
+  payments  %s
   leaf      %s   (garages connect here; written into issued credentials)
   nats      %s   (%s; user %s)
   postgres  %s
   data      %s
 issue a garage's credentials: gatehouse-cloud facility add ID --data-dir %s
-`, version, api, adminNote, orNone(hub.LeafURL()), hub.ClientURL(), hubNote, natshub.CloudUser, pgNote, dataDir, dataDir)
+`, version, api, adminNote, payNote, orNone(hub.LeafURL()), hub.ClientURL(), hubNote, natshub.CloudUser, pgNote, dataDir, dataDir)
 
 	select {
 	case <-ctx.Done():
@@ -240,6 +264,22 @@ func orNone(s string) string {
 		return "(none: set --leaf-advertise)"
 	}
 	return s
+}
+
+// paymentProvider is Stripe with --stripe-key, else the built-in test provider.
+func paymentProvider(fl *runFlags, log *slog.Logger) (payment.Provider, string, error) {
+	if fl.stripeKey == "" {
+		return inproc.New(), "built-in test provider (no money moves; --stripe-key for Stripe)", nil
+	}
+	p, err := stripe.New(stripe.Config{Key: fl.stripeKey, WebhookSecret: fl.stripeHook, URL: fl.stripeURL, Logger: log.With("component", "stripe")})
+	if err != nil {
+		return nil, "", err
+	}
+	note := "Stripe"
+	if fl.stripeHook == "" {
+		note += " (no --stripe-webhook-secret: webhooks are refused)"
+	}
+	return p, note, nil
 }
 
 // ingestDurable is the hub's durable consumer that feeds PostgreSQL.
