@@ -210,15 +210,17 @@ func (s *Store) writer() {
 			}
 			s.mu.Unlock()
 		}
-		for _, r := range group {
-			r.err = err
-			close(r.done)
-		}
+		// Signal before waking the writers: whoever saw its write complete also
+		// finds the signal pending.
 		if err == nil {
 			select {
 			case s.committed <- struct{}{}:
 			default:
 			}
+		}
+		for _, r := range group {
+			r.err = err
+			close(r.done)
 		}
 	}
 }
