@@ -49,6 +49,7 @@ var knownTypes = map[string]bool{
 	"gate.decision": true, "gate.opened": true, "gate.closed": true, "gate.manual_open": true,
 	"occupancy.changed": true, "occupancy.reset": true, "lane.status.changed": true,
 	"credential.used": true, "credentials.replaced": true, "layout.applied": true,
+	"prepaid.applied": true, "payment.captured": true, "payment.capture_failed": true,
 }
 
 // KnownType reports whether typ is an event type this build understands.

@@ -111,6 +111,7 @@ const (
 	AlertPermitInUse    = "permit.in_use"
 	AlertUnknownExit    = "exit.no_session"
 	AlertPassWithoutArm = "lane.pass_without_credential"
+	AlertCaptureFailed  = "payment.capture_failed"
 )
 
 // Driver is a running device adapter: one Modbus port, serial line, MQTT subscription

@@ -8,6 +8,10 @@
 // transaction. The package imports no adapter: storage, HTTP, NATS and device drivers
 // live in subpackages and implement the small interfaces declared here.
 //
+// Payments at the garage (payment.go): app payments from the cloud's prepaid document,
+// and card payments at the exit kiosks through a CardTerminal, approved offline within
+// the facility's floor limit and captured when the acquirer is back.
+//
 // The gate never waits for the cloud: every decision is made from State, in memory,
 // from data this process loaded from its own store.
 package edge

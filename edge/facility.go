@@ -19,6 +19,7 @@ type Facility struct {
 	Devices  []Device      `yaml:"devices" json:"devices"`
 	Tariffs  []tariff.Rate `yaml:"tariffs" json:"tariffs"`
 	Policies Policies      `yaml:"policies" json:"policies"`
+	Payments Payments      `yaml:"payments" json:"payments"`
 	// Permits, Reservations and Blocklist seed the garage's credential lists. In a fleet
 	// they arrive from the cloud over the downlink; the config form serves stand-alone
 	// garages, the demo and tests.
@@ -110,6 +111,9 @@ type Lane struct {
 	Barrier      string   `yaml:"barrier" json:"barrier"`
 	Cameras      []string `yaml:"cameras" json:"cameras,omitempty"`
 	TicketReader string   `yaml:"ticket_reader" json:"ticket_reader,omitempty"`
+	// CardTerminal is the card terminal of an exit lane's kiosk (see
+	// docs/payments-at-the-garage.md); empty: the kiosk takes no cards.
+	CardTerminal string   `yaml:"card_terminal" json:"card_terminal,omitempty"`
 	FailMode     FailMode `yaml:"fail_mode" json:"fail_mode"`
 }
 
@@ -123,6 +127,7 @@ const (
 	KindCamera       DeviceKind = "camera"
 	KindTicketReader DeviceKind = "ticket_reader"
 	KindSpotSensor   DeviceKind = "spot_sensor"
+	KindCardTerminal DeviceKind = "card_terminal"
 )
 
 // Device is one piece of hardware and how to reach it.
@@ -171,6 +176,17 @@ type Policies struct {
 	// ExitGrace is how long after entry a walk-in may leave free of charge when the rate
 	// has no free time of its own (turnaround).
 	ExitGrace Duration `yaml:"exit_grace" json:"exit_grace"`
+}
+
+// Payments are the facility's rules for payments taken at the garage.
+type Payments struct {
+	// OfflineFloorLimit is the largest fee, in minor units, that a kiosk's card
+	// terminal approves while its acquirer cannot be reached; the payment is captured
+	// when the acquirer is back. Zero: no offline approvals.
+	OfflineFloorLimit int64 `yaml:"offline_floor_limit" json:"offline_floor_limit"`
+	// CaptureEvery is how often payments approved offline are offered to the acquirer
+	// until it takes them.
+	CaptureEvery Duration `yaml:"capture_every" json:"capture_every"`
 }
 
 // Duration is a time.Duration written as "90s" or "15m" in config files.

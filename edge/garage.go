@@ -27,6 +27,8 @@ type Config struct {
 	Now func() time.Time
 	// TickEvery is how often Run checks the lanes' timers; zero means 100 ms.
 	TickEvery time.Duration
+	// Terminals maps exit lane ids to the card terminals of their kiosks.
+	Terminals map[string]CardTerminal
 }
 
 // Garage runs one facility: it routes device events to lanes, decides, commands
@@ -39,6 +41,10 @@ type Garage struct {
 	log      *slog.Logger
 	now      func() time.Time
 	every    time.Duration
+	// terminals are the kiosks' card terminals by lane; terminalList the same, in
+	// lane order.
+	terminals    map[string]CardTerminal
+	terminalList []CardTerminal
 
 	mu       sync.Mutex
 	st       *State
@@ -95,17 +101,18 @@ func Open(cfg Config) (*Garage, error) {
 		return nil, err
 	}
 	g := &Garage{
-		f:        cfg.Facility,
-		store:    cfg.Store,
-		barriers: cfg.Barriers,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		every:    cfg.TickEvery,
-		st:       st,
-		lanes:    map[string]*lane{},
-		routes:   map[string]route{},
-		last:     donePending{},
-		pending:  make(chan Pending, 4096),
+		f:         cfg.Facility,
+		store:     cfg.Store,
+		barriers:  cfg.Barriers,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		every:     cfg.TickEvery,
+		st:        st,
+		lanes:     map[string]*lane{},
+		routes:    map[string]route{},
+		last:      donePending{},
+		pending:   make(chan Pending, 4096),
+		terminals: map[string]CardTerminal{},
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -115,6 +122,12 @@ func Open(cfg Config) (*Garage, error) {
 	}
 	if g.every <= 0 {
 		g.every = 100 * time.Millisecond
+	}
+	for i := range g.f.Lanes {
+		if t := cfg.Terminals[g.f.Lanes[i].ID]; t != nil {
+			g.terminals[g.f.Lanes[i].ID] = t
+			g.terminalList = append(g.terminalList, t)
+		}
 	}
 	for i := range g.f.Lanes {
 		lc := &g.f.Lanes[i]
@@ -148,6 +161,9 @@ func (g *Garage) Stats() *Stats { return &g.stats }
 func (g *Garage) Run(ctx context.Context) error {
 	t := time.NewTicker(g.every)
 	defer t.Stop()
+	if len(g.terminalList) > 0 {
+		go g.runCaptures(ctx, max(time.Duration(g.f.Payments.CaptureEvery), 100*time.Millisecond))
+	}
 	watchErr := make(chan error, 1)
 	go func() {
 		for {

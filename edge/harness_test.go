@@ -58,6 +58,7 @@ type harness struct {
 	now   time.Time
 	path  string
 	log   *slog.Logger // nil: discard
+	terms map[string]edge.CardTerminal
 }
 
 // newHarness opens a garage on a fresh BoltDB file. Barriers are manual: the test
@@ -88,7 +89,7 @@ func (h *harness) open() {
 	for id, b := range h.bars {
 		bars[id] = b
 	}
-	g, err := edge.Open(edge.Config{Facility: h.f, Store: st, Barriers: bars, Logger: h.log, Now: func() time.Time { return h.now }})
+	g, err := edge.Open(edge.Config{Facility: h.f, Store: st, Barriers: bars, Logger: h.log, Now: func() time.Time { return h.now }, Terminals: h.terms})
 	if err != nil {
 		h.t.Fatal(err)
 	}

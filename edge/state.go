@@ -145,6 +145,9 @@ type State struct {
 	// "layout" document sets; a zone not in it has the config file's. Read it through
 	// ZoneLimits.
 	Layout map[string]ZoneLimits
+	// Captures holds the card payments approved offline that the acquirer has not
+	// captured yet, by payment id.
+	Captures map[string]*PendingCapture
 
 	byTicket  map[string]string // ticket -> open session id
 	byCard    map[string]string // permit card -> permit id
@@ -174,6 +177,7 @@ func NewState(f *Facility) *State {
 		Blocklist:    append([]BlockEntry(nil), f.Blocklist...),
 		Versions:     map[string]uint64{},
 		Layout:       map[string]ZoneLimits{},
+		Captures:     map[string]*PendingCapture{},
 		byTicket:     map[string]string{},
 		byCard:       map[string]string{},
 		byCode:       map[string]string{},
@@ -312,6 +316,12 @@ func (s *State) restoreRecord(bucket string, val []byte) error {
 			return err
 		}
 		s.Alerts[x.Key] = &x
+	case BucketCaptures:
+		var x PendingCapture
+		if err := json.Unmarshal(val, &x); err != nil {
+			return err
+		}
+		s.Captures[x.PaymentID] = &x
 	}
 	return nil
 }
@@ -416,6 +426,11 @@ func (s *State) Apply(ev *gh.Envelope) error {
 		s.touch(BucketSessions, sess.ID)
 	case *gh.Envelope_PaymentProcessed:
 		x := p.PaymentProcessed
+		if x.Offline {
+			s.Captures[x.PaymentId] = &PendingCapture{PaymentID: x.PaymentId, Reference: x.Reference, Session: x.SessionId,
+				Lane: ev.LaneId, Amount: x.Amount, Currency: x.Currency, Approved: at}
+			s.touch(BucketCaptures, x.PaymentId)
+		}
 		if x.SessionId == "" {
 			break // a lost-ticket fee paid for a stay that could not be found
 		}
@@ -512,12 +527,37 @@ func (s *State) Apply(ev *gh.Envelope) error {
 		if err := s.replaceLayout(p.LayoutApplied); err != nil {
 			return fmt.Errorf("apply %s: %w", ev.Type, err)
 		}
+	case *gh.Envelope_PaymentCaptured:
+		if err := s.settleCapture(p.PaymentCaptured.PaymentId); err != nil {
+			return fmt.Errorf("apply %s: %w", ev.Type, err)
+		}
+	case *gh.Envelope_PaymentCaptureFailed:
+		if err := s.settleCapture(p.PaymentCaptureFailed.PaymentId); err != nil {
+			return fmt.Errorf("apply %s: %w", ev.Type, err)
+		}
+	case *gh.Envelope_PrepaidApplied:
+		x := p.PrepaidApplied
+		if x.Version <= s.Versions[PrepaidKind] {
+			return fmt.Errorf("apply %s: version %d does not follow %d", ev.Type, x.Version, s.Versions[PrepaidKind])
+		}
+		s.Versions[PrepaidKind] = x.Version
+		s.touch(BucketDownlink, "version/"+PrepaidKind)
 	case *gh.Envelope_GateDecision, *gh.Envelope_GateOpened, *gh.Envelope_GateClosed, *gh.Envelope_GateManualOpen:
 		// Audit only.
 	default:
 		return fmt.Errorf("apply: unknown event type %q", ev.Type)
 	}
 	s.Seq = ev.GetSeq()
+	return nil
+}
+
+// settleCapture ends a pending offline card payment: captured, or refused for good.
+func (s *State) settleCapture(paymentID string) error {
+	if _, ok := s.Captures[paymentID]; !ok {
+		return fmt.Errorf("no pending capture of payment %s", paymentID)
+	}
+	delete(s.Captures, paymentID)
+	s.touch(BucketCaptures, paymentID)
 	return nil
 }
 
@@ -681,6 +721,12 @@ func (s *State) record(bucket, key string) []Record {
 			return []Record{{Bucket: bucket, Key: key}}
 		}
 		v = a
+	case BucketCaptures:
+		c, ok := s.Captures[key]
+		if !ok {
+			return []Record{{Bucket: bucket, Key: key}}
+		}
+		v = c
 	case BucketDownlink:
 		switch key {
 		case "blocklist":
@@ -742,5 +788,6 @@ func Diff(a, b *State) []string {
 	cmp("blocklist", a.Blocklist, b.Blocklist)
 	cmp("versions", a.Versions, b.Versions)
 	cmp("layout", a.Layout, b.Layout)
+	cmp("pending captures", a.Captures, b.Captures)
 	return out
 }

@@ -54,12 +54,13 @@ const (
 	BucketLanes        = "lanes"
 	BucketAlerts       = "alerts"
 	BucketDownlink     = "downlink" // document versions and the block list from the cloud
+	BucketCaptures     = "captures" // card payments approved offline, not captured yet
 )
 
 // StateBuckets lists every bucket of state records, for stores that create them.
 var StateBuckets = []string{
 	BucketZones, BucketSessions, BucketClosed, BucketPermits,
-	BucketReservations, BucketSpots, BucketLanes, BucketAlerts, BucketDownlink,
+	BucketReservations, BucketSpots, BucketLanes, BucketAlerts, BucketDownlink, BucketCaptures,
 }
 
 // donePending is a Pending that has already finished.

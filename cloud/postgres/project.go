@@ -100,7 +100,8 @@ func rightName(r gh.Right) string {
 
 // add folds one event and reports whether its type is one the projections know.
 // Audit-only events (gate decisions, barrier movements, manual opens, credential use,
-// credential documents applied) fold to nothing; a layout applied sets the zones'
+// credential documents applied, prepaid documents applied, offline card payments
+// captured or not) fold to nothing; a layout applied sets the zones'
 // capacity.
 func (p *projector) add(env *gh.Envelope) bool {
 	p.n++
@@ -197,7 +198,9 @@ func (p *projector) add(env *gh.Envelope) bool {
 				Lane: env.LaneId, Device: s.DeviceId, Zone: s.ZoneId, RaisedAt: at}
 		}
 	case *gh.Envelope_GateDecision, *gh.Envelope_GateOpened, *gh.Envelope_GateClosed,
-		*gh.Envelope_GateManualOpen, *gh.Envelope_CredentialUsed, *gh.Envelope_CredentialsReplaced:
+		*gh.Envelope_GateManualOpen, *gh.Envelope_CredentialUsed, *gh.Envelope_CredentialsReplaced,
+		// The money of these is in their payment.processed events.
+		*gh.Envelope_PrepaidApplied, *gh.Envelope_PaymentCaptured, *gh.Envelope_PaymentCaptureFailed:
 		// Audit only, in events. Credentials are the cloud's own documents, sent down.
 	default:
 		return false

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/modbus"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/mqtt"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/serial"
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/terminal"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -37,6 +40,10 @@ type devices struct {
 	inmem    map[string]*inmem.Barrier
 	cameras  *camera.Receiver
 	plates   plateReader // lpr cameras; nil if none
+	// terminals are the kiosks' card terminals by lane id.
+	terminals map[string]edge.CardTerminal
+	// simulated: the facility has in-memory devices, driven through /v1/sim.
+	simulated bool
 }
 
 type deviceOptions struct {
@@ -48,13 +55,13 @@ type deviceOptions struct {
 }
 
 func buildDevices(f *edge.Facility, sink edge.Sink, opt deviceOptions, log *slog.Logger) (*devices, error) {
-	d := &devices{barriers: map[string]edge.Barrier{}, inmem: map[string]*inmem.Barrier{}}
+	d := &devices{barriers: map[string]edge.Barrier{}, inmem: map[string]*inmem.Barrier{}, terminals: map[string]edge.CardTerminal{}}
 	byProto := f.DevicesByProtocol()
 	spots := f.SpotOfSensor()
 	var errs []error
 	for proto := range byProto {
 		switch proto {
-		case "inmem", "modbus_tcp", "modbus_rtu", "serial", "mqtt", "http_push", "lpr":
+		case "inmem", "modbus_tcp", "modbus_rtu", "serial", "mqtt", "http_push", "lpr", terminal.Protocol:
 		default:
 			errs = append(errs, fmt.Errorf("protocol %q is not supported (devices: %s)", proto, byProto[proto][0].ID))
 		}
@@ -71,6 +78,23 @@ func buildDevices(f *edge.Facility, sink edge.Sink, opt deviceOptions, log *slog
 		d.plates = pr
 		d.add(pr, nil)
 		sink = loopTap{next: sink, reader: pr}
+	}
+	d.simulated = len(byProto["inmem"]) > 0
+	byID := map[string]*terminal.Terminal{}
+	for _, dev := range byProto[terminal.Protocol] {
+		t, err := terminal.New(dev)
+		if err != nil {
+			return nil, err
+		}
+		byID[dev.ID] = t
+		d.add(t, nil)
+	}
+	for _, l := range f.Lanes {
+		if t := byID[l.CardTerminal]; t != nil {
+			d.terminals[l.ID] = t
+		} else if l.CardTerminal != "" {
+			return nil, fmt.Errorf("lane %s: card terminal %s: protocol must be %s", l.ID, l.CardTerminal, terminal.Protocol)
+		}
 	}
 	for _, dev := range byProto["inmem"] {
 		if dev.Kind == edge.KindBarrier {
@@ -169,5 +193,28 @@ func (d *devices) close() {
 	}
 	if d.plates != nil {
 		d.plates.Close()
+	}
+}
+
+// simulator adds POST /v1/sim/lanes/:id/vehicle, which drives one vehicle through a
+// lane of in-memory devices (see docs/edge-api.md): the demo and the end-to-end tests
+// script cars with it.
+func simulator(g *edge.Garage, pass time.Duration) func(r fiber.Router) {
+	return func(r fiber.Router) {
+		r.Post("/lanes/:id/vehicle", func(c *fiber.Ctx) error {
+			var v inmem.Vehicle
+			dec := json.NewDecoder(bytes.NewReader(c.Body()))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&v); err != nil {
+				return edge.Errorf(edge.EINVALID, "body: want {plate, ticket, card, pay}: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(c.UserContext(), time.Minute)
+			defer cancel()
+			out, err := inmem.Drive(ctx, g, c.Params("id"), v, pass)
+			if err != nil {
+				return err
+			}
+			return c.JSON(out)
+		})
 	}
 }

@@ -172,7 +172,7 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer devs.close()
-	g, err := edge.Open(edge.Config{Facility: fac, Store: store, Barriers: devs.barriers, Logger: log})
+	g, err := edge.Open(edge.Config{Facility: fac, Store: store, Barriers: devs.barriers, Terminals: devs.terminals, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -190,8 +190,12 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 	if link != nil {
 		link.register(reg)
 	}
-	app := httpapi.New(httpapi.Config{Garage: g, Store: store, Logger: log, OperatorTokens: tokens, Registry: reg, Ready: g.Err,
-		Devices: devs.status, Mount: devs.mount})
+	hc := httpapi.Config{Garage: g, Store: store, Logger: log, OperatorTokens: tokens, Registry: reg, Ready: g.Err,
+		Devices: devs.status, Mount: devs.mount}
+	if devs.simulated {
+		hc.Simulator = simulator(g, fl.pass)
+	}
+	app := httpapi.New(hc)
 	ln, err := net.Listen("tcp", fl.listen)
 	if err != nil {
 		return err

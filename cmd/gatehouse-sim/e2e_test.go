@@ -125,7 +125,8 @@ func TestEndToEnd(t *testing.T) {
 		"GATEHOUSE_SIM_MODBUS=127.0.0.1:"+freePort(t),
 		"GATEHOUSE_SIM_DIR="+filepath.Join(dir, "tty"),
 		"GATEHOUSE_SIM_TRAVEL=100ms",
-		"GATEHOUSE_VOTE_WINDOW=200ms")
+		"GATEHOUSE_VOTE_WINDOW=200ms",
+		"GATEHOUSE_SIM_ACQUIRER=http://127.0.0.1:"+simPort+"/acquirer")
 	os.MkdirAll(filepath.Join(dir, "tty"), 0o755)
 	const token = "kiosk-terminal-token-0001"
 	cfg := "../../deploy/garage-sim.yaml"
@@ -277,5 +278,6 @@ func TestEndToEnd(t *testing.T) {
 	if end.Entered < cars*8/10 {
 		fail("only %d of %d cars got in: %+v", end.Entered, cars, end)
 	}
-	t.Logf("%d cars: %d entered, %d balked, %d left, %d paid in cents; edge recorded %d sessions", cars, end.Entered, end.Balked, end.Exited, end.Paid, started)
+	t.Logf("%d cars: %d entered, %d balked, %d left, %d paid in cents (%d by card, %d of them offline; %d cards declined); edge recorded %d sessions",
+		cars, end.Entered, end.Balked, end.Exited, end.Paid, end.CardPaid, end.CardOffline, end.CardDeclined, started)
 }

@@ -7,7 +7,11 @@
 //
 // Its status API (--listen) serves the ground truth at GET /truth and injects faults
 // at POST /faults {"device": "...", "fault": "offline|garbage|stuck|flapping", "seconds": 30};
-// POST /pause {"seconds": 20} stops cars arriving and leaving for a while.
+// POST /pause {"seconds": 20} stops cars arriving and leaving for a while. It is also
+// the acquirer of the exit kiosks' card terminals (POST /acquirer/authorize and
+// /acquirer/capture; GET /acquirer for its counts): a fault "offline" on a
+// card_terminal device takes the acquirer offline, and the kiosks approve offline
+// within the garage's floor limit.
 package main
 
 import (
@@ -31,6 +35,7 @@ import (
 	"github.com/gatehouse-parking/gatehouse/edge"
 	"github.com/gatehouse-parking/gatehouse/edge/config"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/sim"
+	"github.com/gatehouse-parking/gatehouse/firmware-adapters/sim/acquirersim"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/sim/camerasim"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/sim/modbussim"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/sim/mqttsim"
@@ -100,13 +105,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// One acquirer behind every kiosk's card terminal; a fault on any terminal
+	// (POST /faults {"device":"x1-terminal","fault":"offline"}) takes it offline.
+	acq := acquirersim.New()
+	for _, d := range fac.Devices {
+		if d.Kind == edge.KindCardTerminal {
+			devs.Faulty[d.ID] = acq
+		}
+	}
 	g := sim.NewGarage(sim.Config{Facility: fac, Devices: devs, EdgeURL: strings.TrimRight(*edgeURL, "/"), KioskToken: *token, Model: model, Logger: log, Seed: *seed})
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: statusAPI(ctx, g), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: statusAPI(ctx, g, acq), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	fmt.Fprintf(stdout, "gatehouse-sim: facility %s, %d devices, status http://%s/truth\n", fac.ID, len(fac.Devices), ln.Addr())
@@ -198,8 +211,14 @@ func simulate(f *edge.Facility, edgeURL, broker string, log *slog.Logger) (sim.D
 	return sim.Merge(all...), nil
 }
 
-func statusAPI(ctx context.Context, g *sim.Garage) http.Handler {
+func statusAPI(ctx context.Context, g *sim.Garage, acq *acquirersim.Acquirer) http.Handler {
 	mux := http.NewServeMux()
+	// The acquirer of the kiosks' card terminals (protocol acquirer_http).
+	mux.Handle("POST /acquirer/", acq)
+	mux.HandleFunc("GET /acquirer", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(acq.Counts())
+	})
 	mux.HandleFunc("GET /truth", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(g.Truth())
@@ -273,7 +292,8 @@ func randomFaults(ctx context.Context, g *sim.Garage, f *edge.Facility, d sim.De
 func awaitHealthy(ctx context.Context, edgeURL string, f *edge.Facility, limit time.Duration) error {
 	want := map[string]bool{}
 	for _, d := range f.Devices {
-		if d.Protocol != "inmem" && d.Protocol != "http_push" && d.Kind != edge.KindTicketReader {
+		// Card terminals report contact only once they have taken a payment.
+		if d.Protocol != "inmem" && d.Protocol != "http_push" && d.Kind != edge.KindTicketReader && d.Kind != edge.KindCardTerminal {
 			want[d.ID] = true
 		}
 	}

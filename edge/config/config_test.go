@@ -354,7 +354,7 @@ func TestRules(t *testing.T) {
 
 		// Devices.
 		{"unknown device kind", "{id: c1, kind: camera", "{id: c1, kind: anpr",
-			[]string{`devices[3].kind: must be one of barrier, loop, camera, ticket_reader, spot_sensor, got "anpr"`}},
+			[]string{`devices[3].kind: must be one of barrier, loop, camera, ticket_reader, spot_sensor, card_terminal, got "anpr"`}},
 		{"device kind missing", "{id: c1, kind: camera, protocol: inmem}", "{id: c1, protocol: inmem}",
 			[]string{"devices[3].kind: required: one of"}},
 		{"protocol missing", "{id: c1, kind: camera, protocol: inmem}", "{id: c1, kind: camera}",

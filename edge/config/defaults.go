@@ -16,6 +16,10 @@ const (
 	defaultFailMode    = edge.FailSecure
 )
 
+// defaultCaptureEvery is how often payments approved offline are offered to the
+// acquirer: often enough that they settle soon after the link returns.
+const defaultCaptureEvery = edge.Duration(30 * time.Second)
+
 // defaultPolicies are the policies of a facility file without a policies
 // section; each key left out of the section takes its value from here.
 var defaultPolicies = edge.Policies{
@@ -87,6 +91,9 @@ func applyDefaults(c *collector, f *edge.Facility) {
 	}
 	if absent("exit_grace") {
 		p.ExitGrace = d.ExitGrace
+	}
+	if f.Payments.CaptureEvery == 0 {
+		f.Payments.CaptureEvery = defaultCaptureEvery
 	}
 
 	for i := range f.Permits {

@@ -20,7 +20,7 @@ var facilityID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // deviceKinds are the known device kinds, in the order messages list them.
 var deviceKinds = []edge.DeviceKind{
-	edge.KindBarrier, edge.KindLoop, edge.KindCamera, edge.KindTicketReader, edge.KindSpotSensor,
+	edge.KindBarrier, edge.KindLoop, edge.KindCamera, edge.KindTicketReader, edge.KindSpotSensor, edge.KindCardTerminal,
 }
 
 // checker runs the semantic checks on a decoded facility.
@@ -362,6 +362,10 @@ func (k *checker) checkLanes() {
 			k.device(elem(p+".cameras", j), cam, edge.KindCamera, true)
 		}
 		k.device(p+".ticket_reader", l.TicketReader, edge.KindTicketReader, false)
+		k.device(p+".card_terminal", l.CardTerminal, edge.KindCardTerminal, false)
+		if l.CardTerminal != "" && l.Direction == edge.Entry {
+			k.add(p+".card_terminal", "only an exit lane's kiosk takes payments")
+		}
 		switch l.FailMode {
 		case edge.FailSecure, edge.FailOpen:
 		default:
@@ -498,6 +502,12 @@ func (k *checker) checkPolicies() {
 	}
 	if p.BarrierRetries < 0 {
 		k.add("policies.barrier_retries", fmt.Sprintf("must not be negative, got %d", p.BarrierRetries))
+	}
+	if pay := &k.f.Payments; pay.OfflineFloorLimit < 0 {
+		k.add("payments.offline_floor_limit", fmt.Sprintf("must not be negative, got %d", pay.OfflineFloorLimit))
+	}
+	if pay := &k.f.Payments; pay.CaptureEvery < 0 {
+		k.add("payments.capture_every", fmt.Sprintf("must not be negative, got %v", time.Duration(pay.CaptureEvery)))
 	}
 }
 

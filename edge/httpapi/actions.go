@@ -46,6 +46,51 @@ func (a *api) payAtLane(c *fiber.Ctx) error {
 	return a.sendLane(c, id)
 }
 
+// cardPayer is the optional capability of a garage whose exit kiosks have card
+// terminals. *edge.Garage has it.
+type cardPayer interface {
+	PayByCard(ctx context.Context, lane string) (edge.CardPayment, error)
+}
+
+var _ cardPayer = (*edge.Garage)(nil)
+
+// cardTimeout bounds a card payment: the terminal and its acquirer take longer than
+// the store.
+const cardTimeout = 45 * time.Second
+
+// cardPaymentResponse is the answer to POST /v1/lanes/:id/card.
+type cardPaymentResponse struct {
+	Payment edge.CardPayment `json:"payment"`
+	Lane    edge.LaneView    `json:"lane"`
+}
+
+// payByCard takes the fee the lane's kiosk shows through its card terminal. A
+// decline is an answer (200, approved false, the kiosk's message), not an error.
+func (a *api) payByCard(c *fiber.Ctx) error {
+	if len(bytes.TrimSpace(c.Body())) > 0 {
+		var req cardPaymentRequest
+		if err := decodeBody(c.Body(), &req); err != nil {
+			return err
+		}
+	}
+	cp, ok := a.g.(cardPayer)
+	if !ok {
+		return edge.Errorf(edge.ECONFLICT, "this garage takes no card payments")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), cardTimeout)
+	defer cancel()
+	id := c.Params("id")
+	p, err := cp.PayByCard(ctx, id)
+	if err != nil {
+		return err
+	}
+	v, err := a.findLane(id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(cardPaymentResponse{Payment: p, Lane: v})
+}
+
 // sendLane answers an action on a lane with the lane's status after it.
 func (a *api) sendLane(c *fiber.Ctx, id string) error {
 	v, err := a.findLane(id)

@@ -694,3 +694,21 @@ func TestMountedRoutesTakeLargeBodies(t *testing.T) {
 		t.Fatalf("API route with 1 MiB = %d; want 413", resp.StatusCode)
 	}
 }
+
+// TestPayByCardRoute: the card route needs an operator token, refuses a body with
+// fields, and answers 409 at a lane whose kiosk has no card terminal.
+func TestPayByCardRoute(t *testing.T) {
+	e := newEnv(t)
+	e.enter("XY123")
+	e.advance(2 * time.Hour)
+	e.present("out", "XY123")
+	resp, body := e.do("POST", "/v1/lanes/out/card", "")
+	problem(t, resp, body, http.StatusUnauthorized)
+	resp, body = e.do("POST", "/v1/lanes/out/card", `{"amount": 1}`, operator(kioskToken)...)
+	problem(t, resp, body, http.StatusBadRequest)
+	resp, body = e.do("POST", "/v1/lanes/out/card", "", operator(kioskToken)...)
+	problem(t, resp, body, http.StatusConflict)
+	if !strings.Contains(string(body), "no card terminal") {
+		t.Errorf("409 body %s; want it to say the lane has no card terminal", body)
+	}
+}

@@ -41,6 +41,12 @@ func (r *openLaneRequest) validate() []FieldError {
 	return f
 }
 
+// cardPaymentRequest is the body of POST /v1/lanes/:id/card, which may be empty: the
+// amount is the fee the lane displays, the card is the terminal's business.
+type cardPaymentRequest struct{}
+
+func (cardPaymentRequest) validate() []FieldError { return nil }
+
 // paymentRequest is the body of POST /v1/lanes/:id/pay and /v1/sessions/:id/payments.
 type paymentRequest struct {
 	Amount    *int64 `json:"amount"` // minor units (cents)

@@ -78,6 +78,9 @@ type Config struct {
 	// Mount, if set, adds routes of device adapters (camera pushes) to the app. Those
 	// routes may take bodies up to MaxPushBody; /v1 keeps BodyLimit.
 	Mount func(app *fiber.App)
+	// Simulator, if set, adds routes that drive simulated (in-memory) devices, under
+	// /v1/sim and behind an operator token: the demo and end-to-end tests.
+	Simulator func(r fiber.Router)
 }
 
 // Limits and timeouts of the app.
@@ -186,12 +189,16 @@ func New(cfg Config) *fiber.App {
 	v1.Get("/alerts", a.alerts)
 	v1.Post("/lanes/:id/open", a.limitBody, a.operator, a.openLane)
 	v1.Post("/lanes/:id/pay", a.limitBody, a.operator, a.payAtLane)
+	v1.Post("/lanes/:id/card", a.limitBody, a.operator, a.payByCard)
 	v1.Post("/sessions/:id/payments", a.limitBody, a.operator, a.paySession)
 	v1.Post("/zones/:id/count", a.limitBody, a.operator, a.resetCount)
 	v1.Get("/backup", a.operator, a.backup)
 
 	app.Get("/kiosk", a.kioskIndex) // also /kiosk/: routing is not strict
 	app.Get("/kiosk/:lane", a.kioskLane)
+	if cfg.Simulator != nil {
+		cfg.Simulator(v1.Group("/sim", a.limitBody, a.operator))
+	}
 	if cfg.Mount != nil {
 		cfg.Mount(app)
 	}

@@ -186,12 +186,105 @@ func (tr *Traffic) exitLane(ctx context.Context, l edge.Lane, r *rand.Rand) {
 }
 
 // drive takes one car through a lane. It returns the lane's decision and whether the
-// car went through.
+// car went through. A car at an exit pays the fee shown: by card at a kiosk with a
+// card terminal (in cash if the card is declined), otherwise at the kiosk.
 func (tr *Traffic) drive(ctx context.Context, l edge.Lane, cred edge.DeviceEvent, paid int) (*edge.Decision, bool) {
-	g := tr.Garage
+	pay := func(ctx context.Context, d *edge.Decision) {
+		if l.CardTerminal != "" {
+			cp, err := tr.Garage.PayByCard(ctx, l.ID)
+			if err == nil && cp.Approved {
+				return
+			}
+			tr.Logger.Info("card payment not approved; paying cash", "lane", l.ID, "message", cp.Message, "err", err)
+		}
+		if err := tr.Garage.PayAtLane(ctx, l.ID, d.FeeDue, "kiosk_card", fmt.Sprintf("sim-%d", time.Now().UnixNano())); err != nil {
+			tr.Logger.Warn("payment failed", "lane", l.ID, "err", err)
+		}
+	}
+	if paid >= 2 {
+		pay = nil
+	}
+	return drive(ctx, tr.Garage, l, cred, tr.Pass, pay)
+}
+
+// Vehicle is one car that Drive takes through a lane.
+type Vehicle struct {
+	// Plate is read by the lane's camera; else Ticket is presented, or Card; with
+	// none of them the driver takes a ticket (at an entry).
+	Plate  string `json:"plate,omitempty"`
+	Ticket string `json:"ticket,omitempty"`
+	Card   string `json:"card,omitempty"`
+	// Pay is how the driver pays a fee shown at an exit: "card" through the kiosk's
+	// card terminal, "kiosk_card" or "cash" recorded at the kiosk; empty: the driver
+	// does not pay, and backs out if a fee is due.
+	Pay string `json:"pay,omitempty"`
+}
+
+// Driven is what became of a vehicle Drive took through a lane.
+type Driven struct {
+	Decision *edge.Decision `json:"decision"`
+	Passed   bool           `json:"passed"`
+	// Card is the outcome of a card payment, when the driver paid by card.
+	Card *edge.CardPayment `json:"card,omitempty"`
+}
+
+// Drive takes one vehicle through a lane of g whose loops and camera are in-memory
+// devices, as a driver would: onto the arming loop, presenting its credential, paying
+// the fee shown, over the safety loop. It returns once the vehicle has passed or has
+// been turned away.
+func Drive(ctx context.Context, g *edge.Garage, laneID string, v Vehicle, pass time.Duration) (Driven, error) {
+	l, ok := g.Facility().Lane(laneID)
+	if !ok {
+		return Driven{}, edge.Errorf(edge.ENOTFOUND, "no lane %q", laneID)
+	}
+	var cred edge.DeviceEvent
+	switch {
+	case v.Plate != "" && len(l.Cameras) > 0:
+		cred = edge.DeviceEvent{Device: l.Cameras[0], Kind: edge.PlateRead, Read: plate.Read{Text: v.Plate, Confidence: 0.95}}
+	case v.Ticket != "" && l.TicketReader != "":
+		cred = edge.DeviceEvent{Device: l.TicketReader, Kind: edge.TicketPresented, Code: v.Ticket}
+	case v.Card != "" && l.TicketReader != "":
+		cred = edge.DeviceEvent{Device: l.TicketReader, Kind: edge.CardPresented, Code: v.Card}
+	case l.TicketReader != "" && l.Direction == edge.Entry:
+		cred = edge.DeviceEvent{Device: l.TicketReader, Kind: edge.TicketRequested}
+	default:
+		return Driven{}, edge.Errorf(edge.EINVALID, "lane %s cannot read this vehicle's credential", laneID)
+	}
+	var out Driven
+	var payErr error
+	var pay func(ctx context.Context, d *edge.Decision)
+	switch v.Pay {
+	case "":
+	case "card":
+		pay = func(ctx context.Context, d *edge.Decision) {
+			cp, err := g.PayByCard(ctx, laneID)
+			out.Card, payErr = &cp, err
+		}
+	case "kiosk_card", "cash":
+		pay = func(ctx context.Context, d *edge.Decision) {
+			payErr = g.PayAtLane(ctx, laneID, d.FeeDue, v.Pay, fmt.Sprintf("sim-%d", time.Now().UnixNano()))
+		}
+	default:
+		return Driven{}, edge.Errorf(edge.EINVALID, "pay must be card, kiosk_card, cash or empty, not %q", v.Pay)
+	}
+	out.Decision, out.Passed = drive(ctx, g, *l, cred, pass, pay)
+	return out, payErr
+}
+
+// drive takes one car through a lane, paying a fee shown with pay (nil: the car does
+// not pay).
+func drive(ctx context.Context, g *edge.Garage, l edge.Lane, cred edge.DeviceEvent, pass time.Duration, pay func(context.Context, *edge.Decision)) (*edge.Decision, bool) {
+	laneView := func(id string) edge.LaneView {
+		for _, v := range g.Lanes() {
+			if v.ID == id {
+				return v
+			}
+		}
+		return edge.LaneView{}
+	}
 	// Wait for the lane to be free: the car in front must be through and the arm down.
 	for {
-		v := tr.lane(l.ID)
+		v := laneView(l.ID)
 		if v.State == "idle" && !v.ArmingOn {
 			break
 		}
@@ -204,13 +297,11 @@ func (tr *Traffic) drive(ctx context.Context, l edge.Lane, cred edge.DeviceEvent
 	g.Deliver(cred)
 	var d *edge.Decision
 	for tries := 0; ; tries++ {
-		v := tr.lane(l.ID)
+		v := laneView(l.ID)
 		d = v.Decision
-		if d != nil && !d.Allowed && d.FeeDue > 0 && paid < 2 {
-			if err := g.PayAtLane(ctx, l.ID, d.FeeDue, "kiosk_card", fmt.Sprintf("sim-%d", tries)); err != nil {
-				tr.Logger.Warn("payment failed", "lane", l.ID, "err", err)
-			}
-			paid = 2
+		if d != nil && !d.Allowed && d.FeeDue > 0 && pay != nil {
+			pay(ctx, d)
+			pay = nil
 			continue
 		}
 		if d != nil && !d.Allowed {
@@ -227,7 +318,7 @@ func (tr *Traffic) drive(ctx context.Context, l edge.Lane, cred edge.DeviceEvent
 	}
 	g.Deliver(edge.DeviceEvent{Device: l.SafetyLoop, Kind: edge.LoopChanged, Occupied: true})
 	leave()
-	if !sleep(ctx, tr.Pass) {
+	if !sleep(ctx, pass) {
 		return d, false
 	}
 	g.Deliver(edge.DeviceEvent{Device: l.SafetyLoop, Kind: edge.LoopChanged, Occupied: false})

@@ -30,6 +30,7 @@ func DownSubject(facility, kind string) string {
 type Applier interface {
 	ApplyCredentials(ctx context.Context, doc *gh.CredentialsReplaced) (bool, error)
 	ApplyLayout(ctx context.Context, doc edge.Layout) (bool, error)
+	ApplyPrepaid(ctx context.Context, doc edge.Prepaid) (bool, error)
 }
 
 var _ Applier = (*edge.Garage)(nil)
@@ -40,7 +41,8 @@ var _ Applier = (*edge.Garage)(nil)
 // seen twice changes nothing. A garage offline for a week catches up on reconnect.
 //
 // The "permits", "reservations" and "blocklist" documents are a gh.CredentialsReplaced;
-// the "layout" document is the cloud's JSON (see layoutDocument).
+// the "layout" and "prepaid" documents are the cloud's JSON (see layoutDocument and
+// prepaidDocument).
 type Downlink struct {
 	Facility string
 	Conn     *nats.Conn
@@ -110,7 +112,8 @@ func (d *Downlink) follow(ctx context.Context) error {
 		kind := msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:]
 		var version uint64
 		var applied bool
-		if kind == edge.LayoutKind {
+		switch kind {
+		case edge.LayoutKind:
 			var doc edge.Layout
 			if doc, err = d.decodeLayout(msg.Data()); err != nil {
 				d.Logger.Warn("malformed downlink document dropped", "subject", msg.Subject(), "err", err)
@@ -118,7 +121,15 @@ func (d *Downlink) follow(ctx context.Context) error {
 			}
 			version = doc.Version
 			applied, err = d.Garage.ApplyLayout(ctx, doc)
-		} else {
+		case edge.PrepaidKind:
+			var doc edge.Prepaid
+			if doc, err = d.decodePrepaid(msg.Data()); err != nil {
+				d.Logger.Warn("malformed downlink document dropped", "subject", msg.Subject(), "err", err)
+				continue
+			}
+			version = doc.Version
+			applied, err = d.Garage.ApplyPrepaid(ctx, doc)
+		default:
 			doc := new(gh.CredentialsReplaced)
 			if err := proto.Unmarshal(msg.Data(), doc); err != nil || doc.Version == 0 || doc.Kind != kind {
 				d.Logger.Warn("malformed downlink document dropped", "subject", msg.Subject(), "kind", doc.GetKind(),
@@ -174,6 +185,50 @@ func (d *Downlink) decodeLayout(b []byte) (edge.Layout, error) {
 	out := edge.Layout{Version: doc.Version, Zones: make([]edge.LayoutZone, 0, len(doc.Zones))}
 	for _, z := range doc.Zones {
 		out.Zones = append(out.Zones, edge.LayoutZone{ID: z.ID, Capacity: z.Capacity, HeldBack: z.HeldBack})
+	}
+	return out, nil
+}
+
+// prepaidDocument is what the garage reads of the cloud's "prepaid" document
+// (cloud/httpapi.PrepaidDocument, JSON): the facility's recent app payments for stays.
+type prepaidDocument struct {
+	Facility string    `json:"facility"`
+	Version  uint64    `json:"version"`
+	Since    time.Time `json:"since"`
+	Payments []struct {
+		PaymentID string    `json:"payment_id"`
+		SessionID string    `json:"session_id"`
+		Plate     string    `json:"plate"`
+		Amount    int64     `json:"amount"`
+		Refunded  int64     `json:"refunded"`
+		Currency  string    `json:"currency"`
+		Method    string    `json:"method"`
+		Reference string    `json:"reference"`
+		PaidAt    time.Time `json:"paid_at"`
+	} `json:"payments"`
+}
+
+// decodePrepaid reads a prepaid document meant for this facility. A payment without
+// an id or with a negative amount makes the whole document malformed: the cloud wrote
+// it wrong, and applying part of it would hide that.
+func (d *Downlink) decodePrepaid(b []byte) (edge.Prepaid, error) {
+	var doc prepaidDocument
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return edge.Prepaid{}, err
+	}
+	switch {
+	case doc.Version == 0:
+		return edge.Prepaid{}, errors.New("prepaid document without a version")
+	case doc.Facility != "" && doc.Facility != d.Facility:
+		return edge.Prepaid{}, fmt.Errorf("prepaid document of facility %q", doc.Facility)
+	}
+	out := edge.Prepaid{Version: doc.Version, Payments: make([]edge.PrepaidPayment, 0, len(doc.Payments))}
+	for i, p := range doc.Payments {
+		if p.PaymentID == "" || p.Amount < 0 || p.Refunded < 0 {
+			return edge.Prepaid{}, fmt.Errorf("prepaid payment %d: no payment_id or a negative amount", i)
+		}
+		out.Payments = append(out.Payments, edge.PrepaidPayment{PaymentID: p.PaymentID, SessionID: p.SessionID, Plate: p.Plate,
+			Amount: p.Amount, Refunded: p.Refunded, Currency: p.Currency, Method: p.Method, Reference: p.Reference, PaidAt: p.PaidAt})
 	}
 	return out, nil
 }

@@ -20,6 +20,7 @@ type fakeGarage struct {
 	versions map[string]uint64
 	applied  []string
 	opened   []string
+	prepaid  []edge.Prepaid
 }
 
 func (f *fakeGarage) ApplyCredentials(ctx context.Context, doc *gh.CredentialsReplaced) (bool, error) {
@@ -46,6 +47,18 @@ func (f *fakeGarage) ApplyLayout(ctx context.Context, doc edge.Layout) (bool, er
 	}
 	f.versions[edge.LayoutKind] = doc.Version
 	f.applied = append(f.applied, edge.LayoutKind)
+	return true, nil
+}
+
+func (f *fakeGarage) ApplyPrepaid(ctx context.Context, doc edge.Prepaid) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if doc.Version <= f.versions[edge.PrepaidKind] {
+		return false, nil
+	}
+	f.versions[edge.PrepaidKind] = doc.Version
+	f.applied = append(f.applied, edge.PrepaidKind)
+	f.prepaid = append(f.prepaid, doc)
 	return true, nil
 }
 
@@ -197,5 +210,68 @@ func TestDownlinkSkipsDocumentsItCannotApply(t *testing.T) {
 	waitFor(t, "a document published later", func() bool { return g.version("permits") == 1 })
 	if v := g.version("permits"); v != 1 {
 		t.Errorf("permits version %d; want 1 (the permits document on the reservations subject is dropped)", v)
+	}
+}
+
+// TestDownlinkPrepaid shows the garage reading the cloud's JSON prepaid document:
+// the newest version on start, each payment decoded; a malformed document or one of
+// another facility dropped without holding up the next.
+func TestDownlinkPrepaid(t *testing.T) {
+	hub := startHub(t, t.TempDir(), -1)
+	defer hub.Shutdown()
+	nc, err := nats.Connect(hub.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	pub := func(body string) {
+		t.Helper()
+		if _, err := js.Publish(context.Background(), natsync.DownSubject("f1", edge.PrepaidKind), []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub(`{"facility":"f1","version":1,"payments":[]}`)
+	pub(`{"facility":"f1","version":2,"since":"2026-03-01T00:00:00Z","payments":[
+		{"payment_id":"p1","session_id":"s1","plate":"AB-12","amount":450,"currency":"EUR","method":"app","reference":"pi_1","paid_at":"2026-03-02T10:00:00Z"},
+		{"payment_id":"p2","session_id":"s2","amount":300,"refunded":300,"currency":"EUR","method":"app","paid_at":"2026-03-02T10:05:00Z"}]}`)
+
+	g := &fakeGarage{versions: map[string]uint64{}}
+	d := &natsync.Downlink{Facility: "f1", Conn: nc, Garage: g}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "prepaid version 2", func() bool { return g.version(edge.PrepaidKind) == 2 })
+	g.mu.Lock()
+	got := g.prepaid
+	g.mu.Unlock()
+	if len(got) != 1 || len(got[0].Payments) != 2 {
+		t.Fatalf("applied %+v; want only version 2 (the newest) with its two payments", got)
+	}
+	want := edge.PrepaidPayment{PaymentID: "p1", SessionID: "s1", Plate: "AB-12", Amount: 450, Currency: "EUR", Method: "app",
+		Reference: "pi_1", PaidAt: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
+	if p := got[0].Payments[0]; p != want {
+		t.Errorf("payment 0 = %+v; want %+v", p, want)
+	}
+	if p := got[0].Payments[1]; p.Refunded != 300 {
+		t.Errorf("payment 1 refunded %d; want 300", p.Refunded)
+	}
+
+	for _, bad := range []string{
+		`{"facility":"f2","version":5,"payments":[]}`,                              // another garage's
+		`{"facility":"f1","version":6,"payments":[{"session_id":"s","amount":1}]}`, // no payment id
+		`{"facility":"f1","version":7,"payments":[{"payment_id":"x","amount":-1}]}`,
+		`not json`,
+	} {
+		pub(bad)
+	}
+	pub(`{"facility":"f1","version":8,"payments":[{"payment_id":"p3","session_id":"s3","amount":100}]}`)
+	waitFor(t, "prepaid version 8 after the malformed ones", func() bool { return g.version(edge.PrepaidKind) == 8 })
+	g.mu.Lock()
+	n := len(g.prepaid)
+	g.mu.Unlock()
+	if n != 2 {
+		t.Errorf("applied %d prepaid documents; want 2 (versions 2 and 8)", n)
 	}
 }

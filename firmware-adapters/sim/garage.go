@@ -73,8 +73,14 @@ type Truth struct {
 	Exited  int `json:"exited"`
 	// Balked counts cars that were refused or gave up and drove away.
 	Balked int `json:"balked"`
-	// Stuck counts cars that could not leave and are still trying.
+	// Paid is the money paid at the exit kiosks, by card or in cash.
 	Paid int64 `json:"paid"`
+	// CardPaid counts payments through the kiosks' card terminals, CardOffline those
+	// of them approved offline, CardDeclined the cards declined (the driver then pays
+	// cash).
+	CardPaid     int `json:"card_paid"`
+	CardOffline  int `json:"card_offline"`
+	CardDeclined int `json:"card_declined"`
 	// Zones holds each zone's count as the edge defines it: for a zone counted by
 	// lanes, the cars inside that came through its lanes; for a zone counted by
 	// sensors, the occupied spots.
@@ -468,9 +474,22 @@ func (g *Garage) display(ctx context.Context, lane string) (*display, error) {
 	return &d, json.NewDecoder(resp.Body).Decode(&d)
 }
 
-// pay is the exit kiosk's card terminal paying the fee shown.
+// pay is the driver paying the fee shown at the exit kiosk: by card through the
+// kiosk's card terminal when the lane has one (the acquirer is the simulator's, see
+// acquirersim), in cash when the card is declined or the lane has no terminal.
 func (g *Garage) pay(ctx context.Context, lane string, amount int64) error {
-	body, _ := json.Marshal(map[string]any{"amount": amount, "method": "kiosk_card", "reference": fmt.Sprintf("sim-%d", time.Now().UnixNano())})
+	if l, ok := g.cfg.Facility.Lane(lane); ok && l.CardTerminal != "" {
+		approved, msg, err := g.payByCard(ctx, lane)
+		if err != nil || approved {
+			return err
+		}
+		g.log.Info("card declined at the kiosk; paying cash", "lane", lane, "message", msg)
+		g.count(func(t *Truth) { t.CardDeclined++ })
+	}
+	body, _ := json.Marshal(map[string]any{"amount": amount, "method": "cash", "reference": fmt.Sprintf("sim-%d", time.Now().UnixNano())})
+	if l, ok := g.cfg.Facility.Lane(lane); ok && l.CardTerminal == "" {
+		body, _ = json.Marshal(map[string]any{"amount": amount, "method": "kiosk_card", "reference": fmt.Sprintf("sim-%d", time.Now().UnixNano())})
+	}
 	req, err := http.NewRequestWithContext(ctx, "POST", g.cfg.EdgeURL+"/v1/lanes/"+lane+"/pay", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -486,6 +505,42 @@ func (g *Garage) pay(ctx context.Context, lane string, amount int64) error {
 		return fmt.Errorf("pay at %s: %s", lane, resp.Status)
 	}
 	return nil
+}
+
+// payByCard asks the edge to take the fee through the lane's card terminal.
+func (g *Garage) payByCard(ctx context.Context, lane string) (approved bool, message string, err error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", g.cfg.EdgeURL+"/v1/lanes/"+lane+"/card", nil)
+	if err != nil {
+		return false, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+g.cfg.KioskToken)
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return false, "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Payment struct {
+			Approved bool   `json:"approved"`
+			Offline  bool   `json:"offline"`
+			Message  string `json:"message"`
+		} `json:"payment"`
+	}
+	if resp.StatusCode != 200 {
+		return false, "", fmt.Errorf("card payment at %s: %s", lane, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return false, "", fmt.Errorf("card payment at %s: %w", lane, err)
+	}
+	if out.Payment.Approved {
+		g.count(func(t *Truth) {
+			t.CardPaid++
+			if out.Payment.Offline {
+				t.CardOffline++
+			}
+		})
+	}
+	return out.Payment.Approved, out.Payment.Message, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -179,6 +179,9 @@ type Envelope struct {
 	//	*Envelope_CredentialUsed
 	//	*Envelope_CredentialsReplaced
 	//	*Envelope_LayoutApplied
+	//	*Envelope_PrepaidApplied
+	//	*Envelope_PaymentCaptured
+	//	*Envelope_PaymentCaptureFailed
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -407,6 +410,33 @@ func (x *Envelope) GetLayoutApplied() *LayoutApplied {
 	return nil
 }
 
+func (x *Envelope) GetPrepaidApplied() *PrepaidApplied {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_PrepaidApplied); ok {
+			return x.PrepaidApplied
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetPaymentCaptured() *PaymentCaptured {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_PaymentCaptured); ok {
+			return x.PaymentCaptured
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetPaymentCaptureFailed() *PaymentCaptureFailed {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_PaymentCaptureFailed); ok {
+			return x.PaymentCaptureFailed
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -475,6 +505,18 @@ type Envelope_LayoutApplied struct {
 	LayoutApplied *LayoutApplied `protobuf:"bytes,25,opt,name=layout_applied,json=layoutApplied,proto3,oneof"`
 }
 
+type Envelope_PrepaidApplied struct {
+	PrepaidApplied *PrepaidApplied `protobuf:"bytes,26,opt,name=prepaid_applied,json=prepaidApplied,proto3,oneof"`
+}
+
+type Envelope_PaymentCaptured struct {
+	PaymentCaptured *PaymentCaptured `protobuf:"bytes,27,opt,name=payment_captured,json=paymentCaptured,proto3,oneof"`
+}
+
+type Envelope_PaymentCaptureFailed struct {
+	PaymentCaptureFailed *PaymentCaptureFailed `protobuf:"bytes,28,opt,name=payment_capture_failed,json=paymentCaptureFailed,proto3,oneof"`
+}
+
 func (*Envelope_SessionStarted) isEnvelope_Payload() {}
 
 func (*Envelope_SessionEnded) isEnvelope_Payload() {}
@@ -506,6 +548,12 @@ func (*Envelope_CredentialUsed) isEnvelope_Payload() {}
 func (*Envelope_CredentialsReplaced) isEnvelope_Payload() {}
 
 func (*Envelope_LayoutApplied) isEnvelope_Payload() {}
+
+func (*Envelope_PrepaidApplied) isEnvelope_Payload() {}
+
+func (*Envelope_PaymentCaptured) isEnvelope_Payload() {}
+
+func (*Envelope_PaymentCaptureFailed) isEnvelope_Payload() {}
 
 // Credential is what was presented, as the lane resolved it.
 type Credential struct {
@@ -957,9 +1005,17 @@ type PaymentProcessed struct {
 	SessionId string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	Amount    int64                  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	Currency  string                 `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
-	// method: "kiosk_card", "app", "cash", "validation".
-	Method        string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
-	Reference     string `protobuf:"bytes,6,opt,name=reference,proto3" json:"reference,omitempty"`
+	// method: "kiosk_card", "card" (the exit kiosk's card terminal), "app", "cash",
+	// "validation".
+	Method string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
+	// reference is the provider's or the card terminal's id of the payment; a session
+	// records a reference once.
+	Reference string `protobuf:"bytes,6,opt,name=reference,proto3" json:"reference,omitempty"`
+	// offline: a card payment the terminal approved with its acquirer unreachable,
+	// within the facility's offline floor limit. The money is not collected yet: the
+	// garage captures it when the acquirer is back, and records the outcome as a
+	// payment.captured or payment.capture_failed event naming this payment_id.
+	Offline       bool `protobuf:"varint,7,opt,name=offline,proto3" json:"offline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1036,6 +1092,221 @@ func (x *PaymentProcessed) GetReference() string {
 	return ""
 }
 
+func (x *PaymentProcessed) GetOffline() bool {
+	if x != nil {
+		return x.Offline
+	}
+	return false
+}
+
+// PrepaidApplied ("prepaid.applied") records that the garage applied a version of the
+// cloud's "prepaid" downlink document (app payments for stays). The payments it
+// recorded are the payment.processed events just before it, in the same batch; a
+// payment already recorded, or for a stay not open here, records nothing.
+type PrepaidApplied struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// recorded lists the cloud payment ids recorded by this version.
+	Recorded      []string `protobuf:"bytes,2,rep,name=recorded,proto3" json:"recorded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepaidApplied) Reset() {
+	*x = PrepaidApplied{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepaidApplied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepaidApplied) ProtoMessage() {}
+
+func (x *PrepaidApplied) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepaidApplied.ProtoReflect.Descriptor instead.
+func (*PrepaidApplied) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PrepaidApplied) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PrepaidApplied) GetRecorded() []string {
+	if x != nil {
+		return x.Recorded
+	}
+	return nil
+}
+
+// PaymentCaptured ("payment.captured") records that a card payment approved offline
+// was captured by the acquirer: the money is collected.
+type PaymentCaptured struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// payment_id is that of the payment.processed event with offline set.
+	PaymentId     string `protobuf:"bytes,1,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	Reference     string `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	Amount        int64  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	Currency      string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentCaptured) Reset() {
+	*x = PaymentCaptured{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentCaptured) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentCaptured) ProtoMessage() {}
+
+func (x *PaymentCaptured) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentCaptured.ProtoReflect.Descriptor instead.
+func (*PaymentCaptured) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PaymentCaptured) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *PaymentCaptured) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *PaymentCaptured) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *PaymentCaptured) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+// PaymentCaptureFailed ("payment.capture_failed") records that the acquirer refused
+// to capture a card payment approved offline (card blocked, expired, no funds): the
+// stay was paid for at the garage but the money was not collected. It is final; an
+// operator follows it up (the reconciliation report lists it).
+type PaymentCaptureFailed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PaymentId     string                 `protobuf:"bytes,1,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	Reference     string                 `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	Amount        int64                  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	Currency      string                 `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentCaptureFailed) Reset() {
+	*x = PaymentCaptureFailed{}
+	mi := &file_gatehouse_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentCaptureFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentCaptureFailed) ProtoMessage() {}
+
+func (x *PaymentCaptureFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentCaptureFailed.ProtoReflect.Descriptor instead.
+func (*PaymentCaptureFailed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PaymentCaptureFailed) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *PaymentCaptureFailed) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *PaymentCaptureFailed) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *PaymentCaptureFailed) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *PaymentCaptureFailed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // AlertTriggered ("alert.triggered") raises something an operator must look at.
 type AlertTriggered struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1055,7 +1326,7 @@ type AlertTriggered struct {
 
 func (x *AlertTriggered) Reset() {
 	*x = AlertTriggered{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[7]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1338,7 @@ func (x *AlertTriggered) String() string {
 func (*AlertTriggered) ProtoMessage() {}
 
 func (x *AlertTriggered) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[7]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1351,7 @@ func (x *AlertTriggered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertTriggered.ProtoReflect.Descriptor instead.
 func (*AlertTriggered) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AlertTriggered) GetCode() string {
@@ -1142,7 +1413,7 @@ type GateDecision struct {
 
 func (x *GateDecision) Reset() {
 	*x = GateDecision{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[8]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1425,7 @@ func (x *GateDecision) String() string {
 func (*GateDecision) ProtoMessage() {}
 
 func (x *GateDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[8]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1438,7 @@ func (x *GateDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateDecision.ProtoReflect.Descriptor instead.
 func (*GateDecision) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GateDecision) GetCredential() *Credential {
@@ -1222,7 +1493,7 @@ type GateOpened struct {
 
 func (x *GateOpened) Reset() {
 	*x = GateOpened{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[9]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1505,7 @@ func (x *GateOpened) String() string {
 func (*GateOpened) ProtoMessage() {}
 
 func (x *GateOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[9]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1518,7 @@ func (x *GateOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateOpened.ProtoReflect.Descriptor instead.
 func (*GateOpened) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GateOpened) GetBarrierId() string {
@@ -1267,7 +1538,7 @@ type GateClosed struct {
 
 func (x *GateClosed) Reset() {
 	*x = GateClosed{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[10]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1550,7 @@ func (x *GateClosed) String() string {
 func (*GateClosed) ProtoMessage() {}
 
 func (x *GateClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[10]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1563,7 @@ func (x *GateClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateClosed.ProtoReflect.Descriptor instead.
 func (*GateClosed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GateClosed) GetBarrierId() string {
@@ -1313,7 +1584,7 @@ type GateManualOpen struct {
 
 func (x *GateManualOpen) Reset() {
 	*x = GateManualOpen{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[11]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1596,7 @@ func (x *GateManualOpen) String() string {
 func (*GateManualOpen) ProtoMessage() {}
 
 func (x *GateManualOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[11]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1609,7 @@ func (x *GateManualOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateManualOpen.ProtoReflect.Descriptor instead.
 func (*GateManualOpen) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GateManualOpen) GetOperator() string {
@@ -1371,7 +1642,7 @@ type OccupancyChanged struct {
 
 func (x *OccupancyChanged) Reset() {
 	*x = OccupancyChanged{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[12]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1654,7 @@ func (x *OccupancyChanged) String() string {
 func (*OccupancyChanged) ProtoMessage() {}
 
 func (x *OccupancyChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[12]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1667,7 @@ func (x *OccupancyChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OccupancyChanged.ProtoReflect.Descriptor instead.
 func (*OccupancyChanged) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OccupancyChanged) GetZoneId() string {
@@ -1448,7 +1719,7 @@ type OccupancyReset struct {
 
 func (x *OccupancyReset) Reset() {
 	*x = OccupancyReset{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[13]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1731,7 @@ func (x *OccupancyReset) String() string {
 func (*OccupancyReset) ProtoMessage() {}
 
 func (x *OccupancyReset) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[13]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1744,7 @@ func (x *OccupancyReset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OccupancyReset.ProtoReflect.Descriptor instead.
 func (*OccupancyReset) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OccupancyReset) GetZoneId() string {
@@ -1523,7 +1794,7 @@ type LaneStatusChanged struct {
 
 func (x *LaneStatusChanged) Reset() {
 	*x = LaneStatusChanged{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[14]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1806,7 @@ func (x *LaneStatusChanged) String() string {
 func (*LaneStatusChanged) ProtoMessage() {}
 
 func (x *LaneStatusChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[14]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1819,7 @@ func (x *LaneStatusChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LaneStatusChanged.ProtoReflect.Descriptor instead.
 func (*LaneStatusChanged) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LaneStatusChanged) GetStatus() string {
@@ -1579,7 +1850,7 @@ type CredentialUsed struct {
 
 func (x *CredentialUsed) Reset() {
 	*x = CredentialUsed{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[15]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1862,7 @@ func (x *CredentialUsed) String() string {
 func (*CredentialUsed) ProtoMessage() {}
 
 func (x *CredentialUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[15]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1875,7 @@ func (x *CredentialUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialUsed.ProtoReflect.Descriptor instead.
 func (*CredentialUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CredentialUsed) GetPermitId() string {
@@ -1646,7 +1917,7 @@ type CredentialsReplaced struct {
 
 func (x *CredentialsReplaced) Reset() {
 	*x = CredentialsReplaced{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[16]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1929,7 @@ func (x *CredentialsReplaced) String() string {
 func (*CredentialsReplaced) ProtoMessage() {}
 
 func (x *CredentialsReplaced) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[16]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1942,7 @@ func (x *CredentialsReplaced) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialsReplaced.ProtoReflect.Descriptor instead.
 func (*CredentialsReplaced) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CredentialsReplaced) GetKind() string {
@@ -1729,7 +2000,7 @@ type LayoutApplied struct {
 
 func (x *LayoutApplied) Reset() {
 	*x = LayoutApplied{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +2012,7 @@ func (x *LayoutApplied) String() string {
 func (*LayoutApplied) ProtoMessage() {}
 
 func (x *LayoutApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[17]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +2025,7 @@ func (x *LayoutApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LayoutApplied.ProtoReflect.Descriptor instead.
 func (*LayoutApplied) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LayoutApplied) GetVersion() uint64 {
@@ -1792,7 +2063,7 @@ type ZoneCapacity struct {
 
 func (x *ZoneCapacity) Reset() {
 	*x = ZoneCapacity{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +2075,7 @@ func (x *ZoneCapacity) String() string {
 func (*ZoneCapacity) ProtoMessage() {}
 
 func (x *ZoneCapacity) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[18]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +2088,7 @@ func (x *ZoneCapacity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ZoneCapacity.ProtoReflect.Descriptor instead.
 func (*ZoneCapacity) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ZoneCapacity) GetZoneId() string {
@@ -1858,7 +2129,7 @@ type Permit struct {
 
 func (x *Permit) Reset() {
 	*x = Permit{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2141,7 @@ func (x *Permit) String() string {
 func (*Permit) ProtoMessage() {}
 
 func (x *Permit) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[19]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2154,7 @@ func (x *Permit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permit.ProtoReflect.Descriptor instead.
 func (*Permit) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Permit) GetId() string {
@@ -1959,7 +2230,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[20]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2242,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[20]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2255,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Reservation) GetId() string {
@@ -2055,7 +2326,7 @@ type BlockEntry struct {
 
 func (x *BlockEntry) Reset() {
 	*x = BlockEntry{}
-	mi := &file_gatehouse_v1_events_proto_msgTypes[21]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2338,7 @@ func (x *BlockEntry) String() string {
 func (*BlockEntry) ProtoMessage() {}
 
 func (x *BlockEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_events_proto_msgTypes[21]
+	mi := &file_gatehouse_v1_events_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2351,7 @@ func (x *BlockEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockEntry.ProtoReflect.Descriptor instead.
 func (*BlockEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_gatehouse_v1_events_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BlockEntry) GetPlate() string {
@@ -2108,8 +2379,7 @@ var File_gatehouse_v1_events_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x19gatehouse/v1/events.proto\x12\fgatehouse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\n" +
-	"\n" +
+	"\x19gatehouse/v1/events.proto\x12\fgatehouse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\f\n" +
 	"\bEnvelope\x12\x1f\n" +
 	"\vfacility_id\x18\x01 \x01(\tR\n" +
 	"facilityId\x12\x10\n" +
@@ -2137,7 +2407,10 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\x13lane_status_changed\x18\x16 \x01(\v2\x1f.gatehouse.v1.LaneStatusChangedH\x00R\x11laneStatusChanged\x12G\n" +
 	"\x0fcredential_used\x18\x17 \x01(\v2\x1c.gatehouse.v1.CredentialUsedH\x00R\x0ecredentialUsed\x12V\n" +
 	"\x14credentials_replaced\x18\x18 \x01(\v2!.gatehouse.v1.CredentialsReplacedH\x00R\x13credentialsReplaced\x12D\n" +
-	"\x0elayout_applied\x18\x19 \x01(\v2\x1b.gatehouse.v1.LayoutAppliedH\x00R\rlayoutAppliedB\t\n" +
+	"\x0elayout_applied\x18\x19 \x01(\v2\x1b.gatehouse.v1.LayoutAppliedH\x00R\rlayoutApplied\x12G\n" +
+	"\x0fprepaid_applied\x18\x1a \x01(\v2\x1c.gatehouse.v1.PrepaidAppliedH\x00R\x0eprepaidApplied\x12J\n" +
+	"\x10payment_captured\x18\x1b \x01(\v2\x1d.gatehouse.v1.PaymentCapturedH\x00R\x0fpaymentCaptured\x12Z\n" +
+	"\x16payment_capture_failed\x18\x1c \x01(\v2\".gatehouse.v1.PaymentCaptureFailedH\x00R\x14paymentCaptureFailedB\t\n" +
 	"\apayload\"\xb8\x01\n" +
 	"\n" +
 	"Credential\x120\n" +
@@ -2184,7 +2457,7 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\aspot_id\x18\x01 \x01(\tR\x06spotId\x12\x17\n" +
 	"\azone_id\x18\x02 \x01(\tR\x06zoneId\x12\x1a\n" +
 	"\boccupied\x18\x03 \x01(\bR\boccupied\x12\x16\n" +
-	"\x06source\x18\x04 \x01(\tR\x06source\"\xba\x01\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\"\xd4\x01\n" +
 	"\x10PaymentProcessed\x12\x1d\n" +
 	"\n" +
 	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12\x1d\n" +
@@ -2193,7 +2466,24 @@ const file_gatehouse_v1_events_proto_rawDesc = "" +
 	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1a\n" +
 	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12\x16\n" +
 	"\x06method\x18\x05 \x01(\tR\x06method\x12\x1c\n" +
-	"\treference\x18\x06 \x01(\tR\treference\"\xaa\x01\n" +
+	"\treference\x18\x06 \x01(\tR\treference\x12\x18\n" +
+	"\aoffline\x18\a \x01(\bR\aoffline\"F\n" +
+	"\x0ePrepaidApplied\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1a\n" +
+	"\brecorded\x18\x02 \x03(\tR\brecorded\"\x82\x01\n" +
+	"\x0fPaymentCaptured\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1a\n" +
+	"\bcurrency\x18\x04 \x01(\tR\bcurrency\"\x9f\x01\n" +
+	"\x14PaymentCaptureFailed\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\tR\treference\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1a\n" +
+	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xaa\x01\n" +
 	"\x0eAlertTriggered\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1a\n" +
 	"\bseverity\x18\x02 \x01(\tR\bseverity\x12\x18\n" +
@@ -2309,7 +2599,7 @@ func file_gatehouse_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gatehouse_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_gatehouse_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_gatehouse_v1_events_proto_goTypes = []any{
 	(CredentialKind)(0),           // 0: gatehouse.v1.CredentialKind
 	(Right)(0),                    // 1: gatehouse.v1.Right
@@ -2320,62 +2610,68 @@ var file_gatehouse_v1_events_proto_goTypes = []any{
 	(*SessionEnded)(nil),          // 6: gatehouse.v1.SessionEnded
 	(*SpotStatusChanged)(nil),     // 7: gatehouse.v1.SpotStatusChanged
 	(*PaymentProcessed)(nil),      // 8: gatehouse.v1.PaymentProcessed
-	(*AlertTriggered)(nil),        // 9: gatehouse.v1.AlertTriggered
-	(*GateDecision)(nil),          // 10: gatehouse.v1.GateDecision
-	(*GateOpened)(nil),            // 11: gatehouse.v1.GateOpened
-	(*GateClosed)(nil),            // 12: gatehouse.v1.GateClosed
-	(*GateManualOpen)(nil),        // 13: gatehouse.v1.GateManualOpen
-	(*OccupancyChanged)(nil),      // 14: gatehouse.v1.OccupancyChanged
-	(*OccupancyReset)(nil),        // 15: gatehouse.v1.OccupancyReset
-	(*LaneStatusChanged)(nil),     // 16: gatehouse.v1.LaneStatusChanged
-	(*CredentialUsed)(nil),        // 17: gatehouse.v1.CredentialUsed
-	(*CredentialsReplaced)(nil),   // 18: gatehouse.v1.CredentialsReplaced
-	(*LayoutApplied)(nil),         // 19: gatehouse.v1.LayoutApplied
-	(*ZoneCapacity)(nil),          // 20: gatehouse.v1.ZoneCapacity
-	(*Permit)(nil),                // 21: gatehouse.v1.Permit
-	(*Reservation)(nil),           // 22: gatehouse.v1.Reservation
-	(*BlockEntry)(nil),            // 23: gatehouse.v1.BlockEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*PrepaidApplied)(nil),        // 9: gatehouse.v1.PrepaidApplied
+	(*PaymentCaptured)(nil),       // 10: gatehouse.v1.PaymentCaptured
+	(*PaymentCaptureFailed)(nil),  // 11: gatehouse.v1.PaymentCaptureFailed
+	(*AlertTriggered)(nil),        // 12: gatehouse.v1.AlertTriggered
+	(*GateDecision)(nil),          // 13: gatehouse.v1.GateDecision
+	(*GateOpened)(nil),            // 14: gatehouse.v1.GateOpened
+	(*GateClosed)(nil),            // 15: gatehouse.v1.GateClosed
+	(*GateManualOpen)(nil),        // 16: gatehouse.v1.GateManualOpen
+	(*OccupancyChanged)(nil),      // 17: gatehouse.v1.OccupancyChanged
+	(*OccupancyReset)(nil),        // 18: gatehouse.v1.OccupancyReset
+	(*LaneStatusChanged)(nil),     // 19: gatehouse.v1.LaneStatusChanged
+	(*CredentialUsed)(nil),        // 20: gatehouse.v1.CredentialUsed
+	(*CredentialsReplaced)(nil),   // 21: gatehouse.v1.CredentialsReplaced
+	(*LayoutApplied)(nil),         // 22: gatehouse.v1.LayoutApplied
+	(*ZoneCapacity)(nil),          // 23: gatehouse.v1.ZoneCapacity
+	(*Permit)(nil),                // 24: gatehouse.v1.Permit
+	(*Reservation)(nil),           // 25: gatehouse.v1.Reservation
+	(*BlockEntry)(nil),            // 26: gatehouse.v1.BlockEntry
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_gatehouse_v1_events_proto_depIdxs = []int32{
-	24, // 0: gatehouse.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 0: gatehouse.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: gatehouse.v1.Envelope.session_started:type_name -> gatehouse.v1.SessionStarted
 	6,  // 2: gatehouse.v1.Envelope.session_ended:type_name -> gatehouse.v1.SessionEnded
 	5,  // 3: gatehouse.v1.Envelope.session_segment_started:type_name -> gatehouse.v1.SessionSegmentStarted
 	7,  // 4: gatehouse.v1.Envelope.spot_status_changed:type_name -> gatehouse.v1.SpotStatusChanged
 	8,  // 5: gatehouse.v1.Envelope.payment_processed:type_name -> gatehouse.v1.PaymentProcessed
-	9,  // 6: gatehouse.v1.Envelope.alert_triggered:type_name -> gatehouse.v1.AlertTriggered
-	10, // 7: gatehouse.v1.Envelope.gate_decision:type_name -> gatehouse.v1.GateDecision
-	11, // 8: gatehouse.v1.Envelope.gate_opened:type_name -> gatehouse.v1.GateOpened
-	12, // 9: gatehouse.v1.Envelope.gate_closed:type_name -> gatehouse.v1.GateClosed
-	13, // 10: gatehouse.v1.Envelope.gate_manual_open:type_name -> gatehouse.v1.GateManualOpen
-	14, // 11: gatehouse.v1.Envelope.occupancy_changed:type_name -> gatehouse.v1.OccupancyChanged
-	15, // 12: gatehouse.v1.Envelope.occupancy_reset:type_name -> gatehouse.v1.OccupancyReset
-	16, // 13: gatehouse.v1.Envelope.lane_status_changed:type_name -> gatehouse.v1.LaneStatusChanged
-	17, // 14: gatehouse.v1.Envelope.credential_used:type_name -> gatehouse.v1.CredentialUsed
-	18, // 15: gatehouse.v1.Envelope.credentials_replaced:type_name -> gatehouse.v1.CredentialsReplaced
-	19, // 16: gatehouse.v1.Envelope.layout_applied:type_name -> gatehouse.v1.LayoutApplied
-	0,  // 17: gatehouse.v1.Credential.kind:type_name -> gatehouse.v1.CredentialKind
-	3,  // 18: gatehouse.v1.SessionStarted.credential:type_name -> gatehouse.v1.Credential
-	1,  // 19: gatehouse.v1.SessionStarted.right:type_name -> gatehouse.v1.Right
-	1,  // 20: gatehouse.v1.SessionSegmentStarted.right:type_name -> gatehouse.v1.Right
-	24, // 21: gatehouse.v1.SessionSegmentStarted.start:type_name -> google.protobuf.Timestamp
-	3,  // 22: gatehouse.v1.SessionEnded.credential:type_name -> gatehouse.v1.Credential
-	3,  // 23: gatehouse.v1.GateDecision.credential:type_name -> gatehouse.v1.Credential
-	21, // 24: gatehouse.v1.CredentialsReplaced.permits:type_name -> gatehouse.v1.Permit
-	22, // 25: gatehouse.v1.CredentialsReplaced.reservations:type_name -> gatehouse.v1.Reservation
-	23, // 26: gatehouse.v1.CredentialsReplaced.blocklist:type_name -> gatehouse.v1.BlockEntry
-	20, // 27: gatehouse.v1.LayoutApplied.zones:type_name -> gatehouse.v1.ZoneCapacity
-	20, // 28: gatehouse.v1.LayoutApplied.configured:type_name -> gatehouse.v1.ZoneCapacity
-	24, // 29: gatehouse.v1.Permit.from:type_name -> google.protobuf.Timestamp
-	24, // 30: gatehouse.v1.Permit.until:type_name -> google.protobuf.Timestamp
-	24, // 31: gatehouse.v1.Reservation.from:type_name -> google.protobuf.Timestamp
-	24, // 32: gatehouse.v1.Reservation.until:type_name -> google.protobuf.Timestamp
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	12, // 6: gatehouse.v1.Envelope.alert_triggered:type_name -> gatehouse.v1.AlertTriggered
+	13, // 7: gatehouse.v1.Envelope.gate_decision:type_name -> gatehouse.v1.GateDecision
+	14, // 8: gatehouse.v1.Envelope.gate_opened:type_name -> gatehouse.v1.GateOpened
+	15, // 9: gatehouse.v1.Envelope.gate_closed:type_name -> gatehouse.v1.GateClosed
+	16, // 10: gatehouse.v1.Envelope.gate_manual_open:type_name -> gatehouse.v1.GateManualOpen
+	17, // 11: gatehouse.v1.Envelope.occupancy_changed:type_name -> gatehouse.v1.OccupancyChanged
+	18, // 12: gatehouse.v1.Envelope.occupancy_reset:type_name -> gatehouse.v1.OccupancyReset
+	19, // 13: gatehouse.v1.Envelope.lane_status_changed:type_name -> gatehouse.v1.LaneStatusChanged
+	20, // 14: gatehouse.v1.Envelope.credential_used:type_name -> gatehouse.v1.CredentialUsed
+	21, // 15: gatehouse.v1.Envelope.credentials_replaced:type_name -> gatehouse.v1.CredentialsReplaced
+	22, // 16: gatehouse.v1.Envelope.layout_applied:type_name -> gatehouse.v1.LayoutApplied
+	9,  // 17: gatehouse.v1.Envelope.prepaid_applied:type_name -> gatehouse.v1.PrepaidApplied
+	10, // 18: gatehouse.v1.Envelope.payment_captured:type_name -> gatehouse.v1.PaymentCaptured
+	11, // 19: gatehouse.v1.Envelope.payment_capture_failed:type_name -> gatehouse.v1.PaymentCaptureFailed
+	0,  // 20: gatehouse.v1.Credential.kind:type_name -> gatehouse.v1.CredentialKind
+	3,  // 21: gatehouse.v1.SessionStarted.credential:type_name -> gatehouse.v1.Credential
+	1,  // 22: gatehouse.v1.SessionStarted.right:type_name -> gatehouse.v1.Right
+	1,  // 23: gatehouse.v1.SessionSegmentStarted.right:type_name -> gatehouse.v1.Right
+	27, // 24: gatehouse.v1.SessionSegmentStarted.start:type_name -> google.protobuf.Timestamp
+	3,  // 25: gatehouse.v1.SessionEnded.credential:type_name -> gatehouse.v1.Credential
+	3,  // 26: gatehouse.v1.GateDecision.credential:type_name -> gatehouse.v1.Credential
+	24, // 27: gatehouse.v1.CredentialsReplaced.permits:type_name -> gatehouse.v1.Permit
+	25, // 28: gatehouse.v1.CredentialsReplaced.reservations:type_name -> gatehouse.v1.Reservation
+	26, // 29: gatehouse.v1.CredentialsReplaced.blocklist:type_name -> gatehouse.v1.BlockEntry
+	23, // 30: gatehouse.v1.LayoutApplied.zones:type_name -> gatehouse.v1.ZoneCapacity
+	23, // 31: gatehouse.v1.LayoutApplied.configured:type_name -> gatehouse.v1.ZoneCapacity
+	27, // 32: gatehouse.v1.Permit.from:type_name -> google.protobuf.Timestamp
+	27, // 33: gatehouse.v1.Permit.until:type_name -> google.protobuf.Timestamp
+	27, // 34: gatehouse.v1.Reservation.from:type_name -> google.protobuf.Timestamp
+	27, // 35: gatehouse.v1.Reservation.until:type_name -> google.protobuf.Timestamp
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_events_proto_init() }
@@ -2400,6 +2696,9 @@ func file_gatehouse_v1_events_proto_init() {
 		(*Envelope_CredentialUsed)(nil),
 		(*Envelope_CredentialsReplaced)(nil),
 		(*Envelope_LayoutApplied)(nil),
+		(*Envelope_PrepaidApplied)(nil),
+		(*Envelope_PaymentCaptured)(nil),
+		(*Envelope_PaymentCaptureFailed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2407,7 +2706,7 @@ func file_gatehouse_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_events_proto_rawDesc), len(file_gatehouse_v1_events_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

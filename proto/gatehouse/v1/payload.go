@@ -43,6 +43,12 @@ func (e *Envelope) SetPayload(p proto.Message) {
 		e.Payload = &Envelope_CredentialsReplaced{CredentialsReplaced: x}
 	case *LayoutApplied:
 		e.Payload = &Envelope_LayoutApplied{LayoutApplied: x}
+	case *PrepaidApplied:
+		e.Payload = &Envelope_PrepaidApplied{PrepaidApplied: x}
+	case *PaymentCaptured:
+		e.Payload = &Envelope_PaymentCaptured{PaymentCaptured: x}
+	case *PaymentCaptureFailed:
+		e.Payload = &Envelope_PaymentCaptureFailed{PaymentCaptureFailed: x}
 	default:
 		panic(fmt.Sprintf("gatehousev1: %T is not an event payload", p))
 	}
@@ -85,6 +91,12 @@ func (e *Envelope) PayloadType() string {
 		return "credentials.replaced"
 	case *Envelope_LayoutApplied:
 		return "layout.applied"
+	case *Envelope_PrepaidApplied:
+		return "prepaid.applied"
+	case *Envelope_PaymentCaptured:
+		return "payment.captured"
+	case *Envelope_PaymentCaptureFailed:
+		return "payment.capture_failed"
 	}
 	return ""
 }
