@@ -323,37 +323,51 @@ func (t *txn) decideExit(l *lane, c credential) *authorization {
 // after payments (zero within the rate's grace after a payment). Segments with a permit
 // or a prepaid reservation are free; transient segments are priced by their rate.
 func SessionFee(f *Facility, s *Session, now time.Time, lost bool) (total, due int64, err error) {
-	var lastRate *tariff.Rate
+	total, lastRate, err := stayFee(f, s, now, lost)
+	if err != nil {
+		return 0, 0, err
+	}
+	due = max(0, total-s.Paid)
+	if lastRate != nil && s.Paid > 0 && !now.After(s.PaidAt.Add(time.Duration(lastRate.Grace))) {
+		// Paid at a pay station or in the app, leaving within the grace period: what
+		// accrued since the payment is waived, not what the payment fell short of.
+		atPayment, _, err := stayFee(f, s, s.PaidAt, lost)
+		if err != nil {
+			return 0, 0, err
+		}
+		due = max(0, atPayment-s.Paid)
+	}
+	return total, due, nil
+}
+
+// stayFee prices a session's transient segments up to end, and returns the rate of
+// the last one priced.
+func stayFee(f *Facility, s *Session, end time.Time, lost bool) (total int64, lastRate *tariff.Rate, err error) {
 	var chargedLost bool
 	for i, seg := range s.Segments {
-		end := now
-		if i+1 < len(s.Segments) {
-			end = s.Segments[i+1].Start
+		if !seg.Start.Before(end) && i > 0 {
+			break // a segment that had not begun by end
+		}
+		segEnd := end
+		if i+1 < len(s.Segments) && s.Segments[i+1].Start.Before(end) {
+			segEnd = s.Segments[i+1].Start
 		}
 		if seg.Right != gh.Right_RIGHT_TRANSIENT {
 			continue
 		}
 		rate, ok := f.Rate(seg.Rate)
 		if !ok {
-			return 0, 0, fmt.Errorf("session %s: unknown rate %q", s.ID, seg.Rate)
+			return 0, nil, fmt.Errorf("session %s: unknown rate %q", s.ID, seg.Rate)
 		}
-		q, err := rate.Quote(tariff.Input{Entry: seg.Start, Exit: end, LostTicket: lost && !chargedLost})
+		q, err := rate.Quote(tariff.Input{Entry: seg.Start, Exit: segEnd, LostTicket: lost && !chargedLost})
 		if err != nil {
-			return 0, 0, err
+			return 0, nil, err
 		}
 		chargedLost = chargedLost || lost
 		total += q.Total
 		lastRate = rate
 	}
-	if lost && !chargedLost {
-		// Lost ticket on a stay with no transient time (a permit): nothing to charge.
-		lost = false
-	}
-	due = max(0, total-s.Paid)
-	if lastRate != nil && s.Paid > 0 && !now.After(s.PaidAt.Add(time.Duration(lastRate.Grace))) {
-		due = 0 // paid at a pay station, leaving within the grace period
-	}
-	return total, due, nil
+	return total, lastRate, nil
 }
 
 // checkSegments starts a new segment for sessions whose permit or reservation has

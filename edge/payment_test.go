@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-parking/gatehouse/edge"
+	"github.com/gatehouse-parking/gatehouse/edge/tariff"
 	gh "github.com/gatehouse-parking/gatehouse/proto/gatehouse/v1"
 )
 
@@ -352,5 +353,49 @@ func TestPayByCardOfflineDisabled(t *testing.T) {
 	}
 	if s := h.sessionOf("NOLIM01"); s.Paid != 0 {
 		t.Fatalf("paid %d after a decline", s.Paid)
+	}
+}
+
+// TestSessionFeeGrace: within the rate's grace after a payment, what accrued since the
+// payment is waived; what the payment fell short of is still due; after the grace,
+// the stay is priced to now.
+func TestSessionFeeGrace(t *testing.T) {
+	h := newHarness(t, nil)
+	rate, ok := h.f.Rate("std")
+	if !ok {
+		t.Fatal("no rate std")
+	}
+	start := h.now
+	quote := func(d time.Duration) int64 {
+		q, err := rate.Quote(tariff.Input{Entry: start, Exit: start.Add(d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Total
+	}
+	paidAt := start.Add(3 * time.Hour)
+	full := quote(3 * time.Hour)
+	if full == 0 || quote(3*time.Hour+20*time.Minute) == full {
+		t.Fatal("the rate must charge for 3 h and more for 3 h 20 min")
+	}
+	for _, c := range []struct {
+		name  string
+		paid  int64
+		after time.Duration // since the payment
+		due   int64
+	}{
+		{"paid in full, leaving in the grace", full, 10 * time.Minute, 0},
+		{"paid short, leaving in the grace", full / 2, 10 * time.Minute, full - full/2},
+		{"paid in full, leaving after the grace", full, 20 * time.Minute, quote(3*time.Hour+20*time.Minute) - full},
+	} {
+		s := edge.Session{ID: "s1", Segments: []edge.Segment{{Start: start, Right: gh.Right_RIGHT_TRANSIENT, Rate: "std"}},
+			Paid: c.paid, PaidAt: paidAt}
+		_, due, err := edge.SessionFee(h.f, &s, paidAt.Add(c.after), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if due != c.due {
+			t.Errorf("%s: due %d; want %d", c.name, due, c.due)
+		}
 	}
 }
