@@ -208,6 +208,9 @@ type Port struct {
 
 	wmu sync.Mutex // one write at a time
 	rng *rand.Rand // guarded by wmu
+	// noisy counts the frames sent with noise, guarded by wmu: every fourth carries a
+	// copy with a bad checksum, so a short noisy spell always shows one.
+	noisy int
 }
 
 var _ sim.Faulty = (*Port)(nil)
@@ -471,7 +474,8 @@ func (p *Port) noise(buf, line []byte) []byte {
 			buf = append(buf, c)
 		}
 	}
-	if p.rng.IntN(5) == 0 {
+	p.noisy++
+	if p.noisy%4 == 1 || p.rng.IntN(5) == 0 {
 		bad := slices.Clone(line)
 		i := len(bad) - 4 // first checksum digit, before "h\r\n"
 		bad[i] = "0123456789ABCDEF"[(hexValue(bad[i])+1+p.rng.IntN(15))%16]
