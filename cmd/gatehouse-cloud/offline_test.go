@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-parking/gatehouse/cloud/httpapi"
 	"github.com/gatehouse-parking/gatehouse/cloud/pgtest"
 	"github.com/gatehouse-parking/gatehouse/edge"
+	"github.com/gatehouse-parking/gatehouse/edge/config"
 	"github.com/gatehouse-parking/gatehouse/edge/inmem"
 	"github.com/gatehouse-parking/gatehouse/edge/plate"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/sim/acquirersim"
@@ -99,13 +100,28 @@ func TestOfflinePayments(t *testing.T) {
 	if app.ID == "" {
 		t.Fatal("no open session of APP-100-P after its entry")
 	}
-	const appAmount = 300 // the first hour, what the app quoted
+	// What the app quotes: the stay priced by the garage's own tariff a minute from
+	// now (a night band or the first hour, by the time of day), at least 3.00.
+	fac, err := config.Load(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, due, err := edge.SessionFee(fac, &app, time.Now().Add(time.Minute), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appAmount := max(due, 300)
 	pre := httpapi.PrepaidDocument{Facility: id, Version: 1, Since: now.Add(-48 * time.Hour), Payments: []httpapi.PrepaidPayment{
 		{PaymentID: "pay-app-1", SessionID: app.ID, Plate: app.Plate, Amount: appAmount, Currency: "EUR", Method: "app", Reference: "pi_app_1", PaidAt: time.Now().UTC()}}}
 	publishPrepaid(t, hub, id, pre)
 	waitFor(t, 20*time.Second, "the app payment at the garage", func() bool { return openSession(t, e, "APP-100-P").Paid == appAmount })
-	eventsBefore := len(edgeEvents(t, e))
-	if !poll(30*time.Second, func() bool { return cloud.status(t, id).Events == int64(eventsBefore) }) {
+	// The garage may still be writing (device health, counts): wait until the cloud
+	// holds all it has, whatever that number has come to.
+	var eventsBefore int
+	if !poll(30*time.Second, func() bool {
+		eventsBefore = len(edgeEvents(t, e))
+		return cloud.status(t, id).Events == int64(eventsBefore)
+	}) {
 		t.Fatalf("the cloud holds %+v before the cut; want %d events", cloud.status(t, id), eventsBefore)
 	}
 	t.Logf("%5.1fs connected: booking R-OFF-1 applied, APP-100-P paid %d in the app; cloud holds %d events",
@@ -116,6 +132,7 @@ func TestOfflinePayments(t *testing.T) {
 	acq.SetOffline(true)
 	waitFor(t, 20*time.Second, "the garage to see the cut", func() bool { return metric(e.api, "gatehouse_hub_connected") == 0 })
 	cutAt := time.Now()
+	atCut := cloud.status(t, id).Events // what crossed before the cut took hold
 
 	in := drive(t, e, "entry-1", inmem.Vehicle{Plate: "RES-200-B"}, true)
 	if in.Decision.Reason != "reservation" {
@@ -133,8 +150,8 @@ func TestOfflinePayments(t *testing.T) {
 		t.Fatalf("acquirer while offline: %+v; want nothing collected and the terminal refused", c)
 	}
 	time.Sleep(2 * time.Second) // a capture round while the acquirer is still away
-	if n := cloud.status(t, id).Events; n != int64(eventsBefore) {
-		t.Fatalf("the cloud got %d events during the cut; want still %d (the link is cut)", n, eventsBefore)
+	if n := cloud.status(t, id).Events; n != atCut {
+		t.Fatalf("the cloud got %d events during the cut; want still %d (the link is cut)", n, atCut)
 	}
 	t.Logf("%5.1fs cut off: RES-200-B entered on its booking, KSK-300-C paid %d by card offline and left, APP-100-P left without stopping",
 		time.Since(start).Seconds(), kiosk.Card.Amount)
