@@ -6,13 +6,15 @@
 // The recognizer (built with -tags gocv: it needs OpenCV through gocv) works in
 // the spirit of OpenALPR:
 //
-//  1. localisation: adaptive thresholds in both polarities; connected components
-//     shaped like characters; chains of four to ten of similar height on one
-//     baseline are candidate plates;
+//  1. localisation: adaptive thresholds in both polarities, at three block
+//     sizes and offsets; connected components shaped like characters; chains of
+//     four to ten of similar height on one baseline are candidate plates;
 //  2. deskew: the chain's baseline angle is rotated out;
-//  3. segmentation: each component of the chain is one character;
+//  3. segmentation: each component of the chain is one character, and a window
+//     one character pitch beyond either end may add one the components missed;
 //  4. recognition: a small perceptron (network.go) classifies each character's
-//     16×24 crop; it is trained by cmd/lprtrain on plates rendered with Debian's
+//     16×24 crop as a character or "not a character" (Reject), which is
+//     dropped; it is trained by cmd/lprtrain on plates rendered with Debian's
 //     fonts (synth), never on photographs, and embedded as model.bin;
 //  5. formats: per country, letter/digit shapes resolve O/0, I/1, B/8, S/5, Z/2
 //     and G/6 (format.go);

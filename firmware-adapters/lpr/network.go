@@ -12,6 +12,11 @@ import (
 // its outputs.
 const Classes = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
+// Reject is the classifier's extra output after Classes: "not a character"
+// (plate frames, bolts, grille bars, parts and pairs of characters). It lets a
+// row of bars score as what it is instead of as the nearest character.
+const Reject = len(Classes)
+
 // Glyph geometry: every character crop is scaled into a GlyphW×GlyphH grid
 // (aspect kept, centred); the classifier sees those pixels plus the crop's
 // aspect ratio.
@@ -40,7 +45,7 @@ func decodeNetwork(b []byte) (*network, error) {
 	b = b[len(netMagic):]
 	in, hid, out := int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:])), int(binary.LittleEndian.Uint32(b[8:]))
 	b = b[12:]
-	if in != GlyphFeatures || out != len(Classes) || hid <= 0 || hid > 4096 {
+	if in != GlyphFeatures || out != len(Classes)+1 || hid <= 0 || hid > 4096 {
 		return nil, fmt.Errorf("lpr: classifier model: shape %d×%d×%d does not fit this build", in, hid, out)
 	}
 	n := &network{in: in, hid: hid, out: out}
@@ -106,7 +111,7 @@ func (n *network) forward(x, h, p []float32) {
 }
 
 // GlyphSample is one labelled glyph for training: its features and the index of
-// its character in Classes.
+// its character in Classes, or Reject.
 type GlyphSample struct {
 	X     []float32
 	Class int
@@ -128,12 +133,12 @@ func Train(samples []GlyphSample, o TrainOptions) ([]byte, error) {
 		return nil, errors.New("lpr: no training samples")
 	}
 	for _, s := range samples {
-		if len(s.X) != GlyphFeatures || s.Class < 0 || s.Class >= len(Classes) {
+		if len(s.X) != GlyphFeatures || s.Class < 0 || s.Class > Reject {
 			return nil, errors.New("lpr: malformed training sample")
 		}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 7))
-	n := &network{in: GlyphFeatures, hid: o.Hidden, out: len(Classes)}
+	n := &network{in: GlyphFeatures, hid: o.Hidden, out: len(Classes) + 1}
 	n.w1, n.b1 = make([]float32, n.hid*n.in), make([]float32, n.hid)
 	n.w2, n.b2 = make([]float32, n.out*n.hid), make([]float32, n.out)
 	for i := range n.w1 {

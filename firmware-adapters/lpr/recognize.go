@@ -188,16 +188,42 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 		img.CopyTo(&gray)
 	}
 	g := &grey{w: gray.Cols(), h: gray.Rows(), mat: gray}
+	defer g.close()
 
 	var found []Plate
-	for _, dark := range []bool{true, false} {
-		for _, ln := range findLines(g, dark) {
-			if p, ok := r.readLine(g, ln, dark); ok {
-				found = append(found, p)
+	for _, b := range passes {
+		for _, dark := range []bool{true, false} {
+			for _, ln := range g.lines(dark, b) {
+				if p, ok := r.readLine(g, ln, dark); ok {
+					found = append(found, p)
+				}
 			}
 		}
 	}
-	sort.SliceStable(found, func(i, j int) bool { return found[i].score() > found[j].score() })
+	// Small text beside taller characters is a state name, a slogan or a
+	// sticker: it ranks below the plate it belongs to.
+	score := make([]float64, len(found))
+	for i, p := range found {
+		score[i] = p.score(r.country)
+		hp := p.charHeight()
+		near := p.Box.Inset(-int(2 * hp))
+		for _, q := range found {
+			if q.Confidence > 0.3 && q.charHeight() > smallTextRatio*hp && near.Overlaps(q.Box) {
+				score[i] -= smallTextCost
+				break
+			}
+		}
+	}
+	idx := make([]int, len(found))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return score[idx[a]] > score[idx[b]] })
+	sorted := make([]Plate, len(found))
+	for i, k := range idx {
+		sorted[i] = found[k]
+	}
+	found = sorted
 	// One plate per place: drop candidates overlapping a better one.
 	var out []Plate
 	for _, p := range found {
@@ -219,15 +245,31 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 }
 
 // score ranks candidate plates: confident, format-fitting, of plate length.
-func (p Plate) score() float64 {
+func (p Plate) score(country Country) float64 {
 	s := p.Confidence
 	if p.Format != "" {
 		s += 0.1
+		if country == CountryUS { // US plates are full of words that are no plate
+			s += 0.2
+		}
 	}
 	if n := len(p.Text); n < 5 || n > 8 {
 		s -= 0.15
 	}
 	return s
+}
+
+// charHeight is the median height of p's characters.
+func (p Plate) charHeight() float64 {
+	if len(p.Chars) == 0 {
+		return 0
+	}
+	hs := make([]int, len(p.Chars))
+	for i, c := range p.Chars {
+		hs[i] = c.Dy()
+	}
+	sort.Ints(hs)
+	return float64(hs[len(hs)/2])
 }
 
 // iou is the intersection over union of two rectangles.
@@ -246,8 +288,16 @@ func IoU(a, b image.Rectangle) float64 { return iou(a, b) }
 
 // grey is the greyscale image being read, with its pixels in Go memory.
 type grey struct {
-	w, h int
-	mat  gocv.Mat
+	w, h  int
+	mat   gocv.Mat
+	small *grey // mat reduced for a scaled binarization, made once
+}
+
+// close frees the reduced copy of g, if any.
+func (g *grey) close() {
+	if g.small != nil {
+		g.small.mat.Close()
+	}
 }
 
 // comp is one connected component: a character candidate.
@@ -291,20 +341,61 @@ func components(bin gocv.Mat, minH, maxH int) []comp {
 	return out
 }
 
+// binarization is one way findLines thresholds an image: the adaptive
+// threshold's block as a share of the default, its offset in grey levels, and
+// the scale the image is reduced to first (0: none).
+type binarization struct {
+	block float64
+	c     float32
+	scale float64
+}
+
+// lines finds the character lines of g with b, on g reduced to b.scale when
+// it is set (large characters need no full resolution), in g's coordinates.
+func (g *grey) lines(dark bool, b binarization) []line {
+	if b.scale <= 0 || b.scale >= 1 {
+		return findLines(g, dark, b)
+	}
+	if g.small == nil {
+		m := gocv.NewMat()
+		gocv.Resize(g.mat, &m, image.Pt(int(float64(g.w)*b.scale), int(float64(g.h)*b.scale)), 0, 0, gocv.InterpolationArea)
+		g.small = &grey{w: m.Cols(), h: m.Rows(), mat: m}
+	}
+	if g.small.w < MinImageSide || g.small.h < MinImageSide {
+		return nil
+	}
+	lns := findLines(g.small, dark, b)
+	k := 1 / b.scale
+	for i := range lns {
+		chars := make([]comp, len(lns[i].chars))
+		for j, c := range lns[i].chars {
+			r := c.r
+			chars[j] = comp{r: image.Rect(int(float64(r.Min.X)*k), int(float64(r.Min.Y)*k), int(float64(r.Max.X)*k), int(float64(r.Max.Y)*k)), area: int(float64(c.area) * k * k)}
+		}
+		lns[i] = newLine(chars)
+	}
+	return lns
+}
+
+// passes are the binarizations every image goes through: the first finds
+// most plates; the second, with a smaller block and offset, keeps thin and
+// faint strokes whole and cuts characters off a frame they touch.
+var passes = []binarization{{1, 7, 0}, {0.5, 4, 0}, {2, 7, 0}}
+
 // findLines binarizes g for dark characters on a light plate (or the reverse)
 // and groups the components into lines of four to ten characters.
-func findLines(g *grey, dark bool) []line {
+func findLines(g *grey, dark bool, b binarization) []line {
 	bin := gocv.NewMat()
 	defer bin.Close()
 	typ := gocv.ThresholdBinaryInv
 	if !dark {
 		typ = gocv.ThresholdBinary
 	}
-	block := 2*int(float64(min(g.w, g.h))/60) + 1
-	block = max(15, min(block, 41))
-	c := float32(7)
+	block := 2*int(b.block*float64(min(g.w, g.h))/60) + 1
+	block = max(int(15*b.block)|1, min(block, 41))
+	c := b.c
 	if !dark {
-		c = -7
+		c = -c
 	}
 	gocv.AdaptiveThreshold(g.mat, &bin, 255, gocv.AdaptiveThresholdMean, typ, block, c)
 	cs := components(bin, 9, g.h/4)
@@ -389,24 +480,139 @@ func newLine(ch []comp) line {
 // color0 fills nothing: borders are replicated.
 var color0 color.RGBA
 
+// How readLine treats "not a character": a character is dropped when the
+// classifier gives Reject more than rejectEnd at either end of the line, more
+// than rejectInner inside it (a seal or a hyphen between characters).
+const (
+	rejectEnd   = 0.8
+	rejectInner = 0.95
+)
+
+// A window beyond either end of a line is read as one more character when
+// the classifier is sure of it (below endMaxReject for Reject, at least
+// endMinProb for a character); the reading with it must score endCost more
+// than the reading without.
+const (
+	endMaxReject = 0.05
+	endMinProb   = 0.6
+	endCost      = 0.03
+)
+
+// A candidate near characters smallTextRatio times as tall as its own is
+// small text (a state name, a slogan, a sticker) and costs smallTextCost.
+const (
+	smallTextRatio = 1.6
+	smallTextCost  = 0.3
+)
+
 // readLine deskews the line, classifies its characters and decodes them.
+// Characters the classifier calls "not a character" are dropped; a line left
+// with fewer than four is no plate. A character found at either end where no
+// component was is added.
 func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
-	xs, u, ok := lineGlyphs(g, ln, dark)
+	gl, ok := lineGlyphs(g, ln, dark, false)
 	if !ok {
 		return Plate{}, false
 	}
-	probs := make([][]float32, len(xs))
+	xs := gl.xs
 	h := make([]float32, r.net.hid)
+	classify := func(x []float32) []float32 {
+		p := make([]float32, r.net.out)
+		r.net.forward(x, h, p)
+		return p
+	}
+	var probs [][]float32
+	var kept []image.Rectangle
+	keepLog := 0.0
+	add := func(p []float32, box image.Rectangle, front bool) {
+		rej := float64(p[Reject])
+		// Decode on the character classes alone; the reject share lowers the confidence.
+		cp := p[:Reject]
+		for k := range cp {
+			cp[k] /= float32(1 - rej)
+		}
+		keepLog += math.Log(max(1-rej, 1e-6))
+		if front {
+			probs = append([][]float32{cp}, probs...)
+			kept = append([]image.Rectangle{box}, kept...)
+		} else {
+			probs = append(probs, cp)
+			kept = append(kept, box)
+		}
+	}
 	for i, x := range xs {
-		probs[i] = make([]float32, r.net.out)
-		r.net.forward(x, h, probs[i])
+		p := classify(x)
+		rej := float64(p[Reject])
+		end := i == 0 || i == len(xs)-1 || len(kept) == 0
+		if rej > rejectInner || end && rej > rejectEnd {
+			continue
+		}
+		add(p, ln.chars[i].r, false)
 	}
-	text, format, conf := decode(probs, r.country)
-	chars := make([]image.Rectangle, len(ln.chars))
-	for i, c := range ln.chars {
-		chars[i] = c.r
+	if len(kept) < 4 {
+		return Plate{}, false
 	}
-	return Plate{Text: text, Confidence: conf, Format: format, Box: plateBox(u, ln, r.country, g), Chars: chars, Angle: -ln.angle * 180 / math.Pi}, true
+	dropped := len(xs) - len(kept)
+	base := Plate{Angle: -ln.angle * 180 / math.Pi}
+	finish := func(probs [][]float32, kept []image.Rectangle, keepLog float64) Plate {
+		p := base
+		p.Text, p.Format, p.Confidence = decode(probs, r.country)
+		p.Confidence *= math.Exp(keepLog / float64(len(kept)))
+		if dropped > 0 {
+			p.Confidence *= math.Pow(0.97, float64(dropped))
+		}
+		var u image.Rectangle
+		for _, c := range kept {
+			u = u.Union(c)
+		}
+		p.Box, p.Chars = plateBox(u, ln, r.country, g), kept
+		return p
+	}
+	best := finish(probs, kept, keepLog)
+	if dropped > 0 {
+		return best, true
+	}
+	// A character at either end that is no component of its own: the
+	// reading with it competes with the reading without.
+	var endP [2][]float32
+	for side, alts := range gl.ends {
+		for _, x := range alts {
+			p := classify(x)
+			if float64(p[Reject]) < endMaxReject && max32(p[:Reject]) >= endMinProb && (endP[side] == nil || p[Reject] < endP[side][Reject]) {
+				endP[side] = p
+			}
+		}
+	}
+	baseProbs, baseKept, baseLog := probs, kept, keepLog
+	for _, use := range [][2]bool{{true, false}, {false, true}, {true, true}} {
+		if use[0] && endP[0] == nil || use[1] && endP[1] == nil {
+			continue
+		}
+		probs, kept, keepLog = append([][]float32(nil), baseProbs...), append([]image.Rectangle(nil), baseKept...), baseLog
+		for side := range use {
+			if !use[side] {
+				continue
+			}
+			p := append([]float32(nil), endP[side]...)
+			at, dx := kept[len(kept)-1], int(gl.pitch)
+			if side == 0 {
+				at, dx = kept[0], -dx
+			}
+			add(p, at.Add(image.Pt(dx, 0)), side == 0)
+		}
+		if c := finish(probs, kept, keepLog); c.score(r.country)-endCost > best.score(r.country) {
+			best = c
+		}
+	}
+	return best, true
+}
+
+func max32(v []float32) float32 {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
 }
 
 // LineGlyphs is one line of character candidates as the recognizer segments it,
@@ -414,8 +620,13 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 type LineGlyphs struct {
 	// Box is the union of the characters' boxes.
 	Box image.Rectangle
+	// Chars are the characters' boxes in the image, left to right.
+	Chars []image.Rectangle
 	// Features are each character's glyph features, left to right.
 	Features [][]float32
+	// Parts are glyph features of what is not a character: each two
+	// neighbours taken together.
+	Parts [][]float32
 }
 
 // SegmentGlyphs finds the character lines of img and returns their glyph
@@ -435,28 +646,51 @@ func SegmentGlyphs(img gocv.Mat) ([]LineGlyphs, error) {
 		img.CopyTo(&gray)
 	}
 	g := &grey{w: gray.Cols(), h: gray.Rows(), mat: gray}
+	defer g.close()
 	var out []LineGlyphs
-	for _, dark := range []bool{true, false} {
-		for _, ln := range findLines(g, dark) {
-			if xs, u, ok := lineGlyphs(g, ln, dark); ok {
-				out = append(out, LineGlyphs{Box: u, Features: xs})
+	for _, b := range passes {
+		for _, dark := range []bool{true, false} {
+			for _, ln := range g.lines(dark, b) {
+				if gl, ok := lineGlyphs(g, ln, dark, true); ok {
+					xs, u, n := gl.xs, gl.u, len(ln.chars)
+					chars := make([]image.Rectangle, n)
+					for i, c := range ln.chars {
+						chars[i] = c.r
+					}
+					out = append(out, LineGlyphs{Box: u, Chars: chars, Features: xs[:n], Parts: xs[n:]})
+				}
 			}
 		}
 	}
 	return out, nil
 }
 
-// lineGlyphs deskews a line and returns its characters' glyph features and the
-// union of their boxes.
-func lineGlyphs(g *grey, ln line, dark bool) ([][]float32, image.Rectangle, bool) {
-	var u image.Rectangle
+// glyphs is a line as the classifier sees it.
+type glyphs struct {
+	xs [][]float32     // the characters' features, left to right
+	u  image.Rectangle // the union of the characters' boxes in the image
+	// ends are the features of where one more character would stand left
+	// (ends[0]) and right (ends[1]) of the line, a few widths each: a
+	// character touching the plate frame or a screw is not a component of
+	// its own, but it is still there.
+	ends [2][][]float32
+	// pitch is the median distance between character centres.
+	pitch float64
+}
+
+// lineGlyphs deskews a line and returns its characters' glyph features. With
+// parts, the features of the non-characters LineGlyphs.Parts describes follow
+// the characters'.
+func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
+	var gl glyphs
 	for _, c := range ln.chars {
-		u = u.Union(c.r)
+		gl.u = gl.u.Union(c.r)
 	}
-	pad := int(ln.h*0.6) + 2
+	u := gl.u
+	pad := int(ln.h*1.2) + 2
 	crop := u.Inset(-pad).Intersect(image.Rect(0, 0, g.w, g.h))
 	if crop.Dx() < 8 || crop.Dy() < 8 {
-		return nil, u, false
+		return gl, false
 	}
 	region := g.mat.Region(crop)
 	defer region.Close()
@@ -470,6 +704,7 @@ func lineGlyphs(g *grey, ln line, dark bool) ([][]float32, image.Rectangle, bool
 	// Where each character's centre went: rotate about the crop centre.
 	sin, cos := math.Sin(-ln.angle), math.Cos(-ln.angle)
 	xs := make([][]float32, 0, len(ln.chars))
+	boxes := make([]image.Rectangle, 0, len(ln.chars))
 	for _, c := range ln.chars {
 		dx, dy := c.cx()-float64(crop.Min.X)-float64(center.X), c.cy()-float64(crop.Min.Y)-float64(center.Y)
 		nx := cos*dx - sin*dy + float64(center.X)
@@ -478,11 +713,104 @@ func lineGlyphs(g *grey, ln line, dark bool) ([][]float32, image.Rectangle, bool
 		box := image.Rect(int(nx-w/2-0.5), int(ny-hh/2-0.5), int(nx+w/2+1.5), int(ny+hh/2+1.5))
 		x := make([]float32, GlyphFeatures)
 		if !glyphFeatures(straight, box, dark, x) {
-			return nil, u, false
+			return gl, false
 		}
 		xs = append(xs, x)
+		boxes = append(boxes, box)
 	}
-	return xs, u, true
+	gl.xs = xs
+	if parts {
+		for i := 0; i+1 < len(boxes); i++ {
+			pair := boxes[i].Union(boxes[i+1])
+			x := make([]float32, GlyphFeatures)
+			if glyphFeatures(straight, pair, dark, x) {
+				gl.xs = append(gl.xs, x)
+			}
+		}
+		return gl, true
+	}
+	// The end windows: one pitch beyond the first and the last character, as
+	// high as the line, trimmed to the ink they hold.
+	var ps, ws []float64
+	for i, b := range boxes {
+		ws = append(ws, float64(b.Dx()))
+		if i > 0 {
+			ps = append(ps, float64(b.Min.X+b.Max.X-boxes[i-1].Min.X-boxes[i-1].Max.X)/2)
+		}
+	}
+	sort.Float64s(ps)
+	sort.Float64s(ws)
+	gl.pitch = ps[len(ps)/2]
+	mw := ws[len(ws)/2]
+	first, last := boxes[0], boxes[len(boxes)-1]
+	for side, b := range []image.Rectangle{first, last} {
+		dir := float64(2*side - 1)
+		for _, k := range []float64{1, 1.3} {
+			cx := float64(b.Min.X+b.Max.X)/2 + dir*gl.pitch
+			half := k * mw / 2
+			win := image.Rect(int(cx-half), b.Min.Y, int(math.Ceil(cx+half)), b.Max.Y)
+			// Keep clear of the neighbour: a window overlapping it is half a character.
+			if side == 0 {
+				win.Max.X = min(win.Max.X, b.Min.X-1)
+			} else {
+				win.Min.X = max(win.Min.X, b.Max.X+1)
+			}
+			win = inkColumns(straight, win, dark)
+			if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
+				continue
+			}
+			x := make([]float32, GlyphFeatures)
+			if glyphFeatures(straight, win, dark, x) {
+				gl.ends[side] = append(gl.ends[side], x)
+			}
+		}
+	}
+	return gl, true
+}
+
+// inkColumns narrows box of img to the columns that hold ink: pixels on the
+// ink side of the middle grey between the box's darkest and lightest.
+func inkColumns(img gocv.Mat, box image.Rectangle, dark bool) image.Rectangle {
+	box = box.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+	if box.Dx() < 2 || box.Dy() < 4 {
+		return image.Rectangle{}
+	}
+	all, err := img.DataPtrUint8() // img is a whole, continuous Mat
+	step := img.Cols()
+	if err != nil || len(all) < img.Rows()*step {
+		return image.Rectangle{}
+	}
+	pix := all[box.Min.Y*step+box.Min.X:]
+	w, h := box.Dx(), box.Dy()
+	lo, hi := uint8(255), uint8(0)
+	for y := 0; y < h; y++ {
+		for _, v := range pix[y*step : y*step+w] {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	if hi-lo < 24 {
+		return image.Rectangle{}
+	}
+	mid := (int(lo) + int(hi)) / 2
+	need := max(2, h/8)
+	ink := func(x int) bool {
+		n := 0
+		for y := 0; y < h; y++ {
+			v := int(pix[y*step+x])
+			if dark && v < mid || !dark && v > mid {
+				n++
+			}
+		}
+		return n >= need
+	}
+	x0, x1 := 0, w
+	for x0 < x1 && !ink(x0) {
+		x0++
+	}
+	for x1 > x0 && !ink(x1-1) {
+		x1--
+	}
+	return image.Rect(box.Min.X+x0, box.Min.Y, box.Min.X+x1, box.Max.Y)
 }
 
 // plateBox estimates the plate's outline from its characters' union u: plates

@@ -42,11 +42,16 @@ var FontDirs = []string{"/usr/share/fonts/truetype", "/usr/share/fonts/opentype"
 func Fonts(names ...string) []string {
 	var out []string
 	for _, n := range names {
+	search:
 		for _, d := range FontDirs {
-			m, _ := filepath.Glob(filepath.Join(d, "*", n))
-			if len(m) > 0 {
-				out = append(out, m[0])
-				break
+			// Packages nest their fonts one to three folders deep
+			// (truetype/roboto/unhinted/RobotoTTF/Roboto-Bold.ttf).
+			for _, pat := range []string{"*", "*/*", "*/*/*"} {
+				m, _ := filepath.Glob(filepath.Join(d, pat, n))
+				if len(m) > 0 {
+					out = append(out, m[0])
+					break search
+				}
 			}
 		}
 	}
@@ -77,6 +82,15 @@ type Plate struct {
 	Quality                        int
 	// Inverse draws light characters on a dark plate.
 	Inverse bool
+	// Squeeze scales the text's width (0: 1), for narrow and wide plate fonts;
+	// Weight thickens (> 0) or thins (< 0) the strokes by that many pixels at
+	// the 64-pixel drawing height.
+	Squeeze float64
+	Weight  int
+	// Clutter adds what real scenes put near plates: screws beside the text,
+	// a slogan under US characters, a radiator grille of bars in the scene,
+	// a shadow across the plate and lower contrast.
+	Clutter bool
 	// Scene is the size of the whole image; zero: 3 × the plate.
 	Scene image.Point
 }
@@ -100,6 +114,9 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, err
 	}
+	if p.Weight != 0 {
+		txt = embolden(txt, p.Weight)
+	}
 	var pw, ph int
 	var charTop, textW int
 	switch p.Style {
@@ -117,7 +134,11 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 		band = pw * 4 / 52
 	}
 	avail := pw - band - drawH/2
-	textW = min(txt.Bounds().Dx(), avail)
+	sq := p.Squeeze
+	if sq <= 0 {
+		sq = 1
+	}
+	textW = min(int(float64(txt.Bounds().Dx())*sq), avail)
 
 	// The plate, on an image of its own.
 	paper := color.RGBA{uint8(215 + rng.IntN(40)), uint8(215 + rng.IntN(40)), uint8(200 + rng.IntN(55)), 255}
@@ -127,6 +148,11 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 	ink := color.RGBA{uint8(rng.IntN(50)), uint8(rng.IntN(50)), uint8(rng.IntN(90)), 255}
 	if p.Inverse {
 		paper, ink = color.RGBA{uint8(rng.IntN(50)), uint8(rng.IntN(50)), uint8(rng.IntN(60)), 255}, color.RGBA{235, 235, 235, 255}
+	}
+	if p.Clutter && rng.IntN(3) == 0 { // faded ink or a dull plate
+		t := 0.2 + rng.Float64()*0.4
+		mix := func(a, b uint8) uint8 { return uint8(float64(a)*(1-t) + float64(b)*t) }
+		ink = color.RGBA{mix(ink.R, paper.R), mix(ink.G, paper.G), mix(ink.B, paper.B), 255}
 	}
 	plate := image.NewRGBA(image.Rect(0, 0, pw, ph))
 	draw.Draw(plate, plate.Bounds(), image.NewUniform(ink), image.Point{}, draw.Src)
@@ -144,6 +170,9 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 		}
 	}
 	x0 := band + (pw-band-textW)/2
+	if p.Clutter {
+		clutterPlate(plate, p, rng, ink, band, x0, textW, charTop)
+	}
 	scaled := scaleAlpha(txt, textW, drawH)
 	draw.DrawMask(plate, image.Rect(x0, charTop, x0+textW, charTop+drawH), image.NewUniform(ink), image.Point{}, scaled, image.Point{}, draw.Over)
 	textBox := image.Rect(x0, charTop, x0+textW, charTop+drawH)
@@ -162,6 +191,9 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 		v := float64(rng.IntN(256))
 		r := image.Rect(rng.IntN(sw), rng.IntN(sh), rng.IntN(sw), rng.IntN(sh)).Canon()
 		gocv.Rectangle(&scene, r, color.RGBA{uint8(v), uint8(v), uint8(v), 0}, 1+rng.IntN(4))
+	}
+	if p.Clutter && rng.IntN(2) == 0 {
+		grille(&scene, p.CharHeight, rng)
 	}
 	src, err := gocv.ImageToMatRGB(plate)
 	if err != nil {
@@ -210,14 +242,14 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 		gocv.GaussianBlur(scene, &scene, image.Point{}, p.Blur, p.Blur, gocv.BorderReplicate)
 	}
 	if p.Noise > 0 {
-		noise := gocv.NewMatWithSize(sh, sw, gocv.MatTypeCV16SC3)
-		gocv.RandN(&noise, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(p.Noise, p.Noise, p.Noise, 0))
-		s16 := gocv.NewMat()
-		scene.ConvertTo(&s16, gocv.MatTypeCV16SC3)
-		gocv.Add(s16, noise, &s16)
-		s16.ConvertTo(&scene, gocv.MatTypeCV8UC3)
-		noise.Close()
-		s16.Close()
+		// Drawn from rng, not OpenCV's RNG, whose state is per thread: the
+		// same seed must give the same plates (lprtrain is reproducible).
+		pix, err := scene.DataPtrUint8()
+		if err == nil {
+			for i, v := range pix {
+				pix[i] = uint8(max(0, min(255, float64(v)+rng.NormFloat64()*p.Noise+0.5)))
+			}
+		}
 	}
 	if p.Quality > 0 {
 		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, scene, []int{gocv.IMWriteJpegQuality, p.Quality})
@@ -245,6 +277,101 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 		return image.Rect(int(minX), int(minY), int(math.Ceil(maxX)), int(math.Ceil(maxY)))
 	}
 	return Rendered{Image: scene, PlateBox: bbox(image.Rect(0, 0, pw, ph)), TextBox: bbox(textBox)}, nil
+}
+
+// clutterPlate draws screws beside the text (touching it or not), a slogan
+// under US characters and a shadow edge across the plate.
+func clutterPlate(plate *image.RGBA, p Plate, rng *rand.Rand, ink color.RGBA, band, x0, textW, charTop int) {
+	pw, ph := plate.Rect.Dx(), plate.Rect.Dy()
+	screw := color.RGBA{uint8(90 + rng.IntN(120)), uint8(90 + rng.IntN(120)), uint8(90 + rng.IntN(120)), 255}
+	if rng.IntN(2) == 0 {
+		screw = ink
+	}
+	rad := drawH/10 + rng.IntN(drawH/8)
+	for _, cx := range []int{band + (x0-band)/2, x0 + textW + (pw-x0-textW)/2} {
+		cy := charTop + drawH/2
+		if rng.IntN(3) == 0 {
+			cy = ph/10 + rng.IntN(ph/8)
+		}
+		if rng.IntN(3) > 0 {
+			disc(plate, cx, cy, rad, screw)
+		}
+	}
+	if p.Style == US && rng.IntN(2) == 0 {
+		slogans := []string{"LAND OF LINCOLN", "SUNSHINE STATE", "GREAT LAKES", "2014", "DEALER", "EMPIRE STATE"}
+		if s, err := drawText(slogans[rng.IntN(len(slogans))], p.Font, ph/10+rng.IntN(ph/16)); err == nil {
+			at := image.Pt((pw-s.Bounds().Dx())/2, charTop+drawH+(ph-charTop-drawH-s.Bounds().Dy())/2)
+			draw.DrawMask(plate, s.Bounds().Add(at), image.NewUniform(ink), image.Point{}, s, image.Point{}, draw.Over)
+		}
+	}
+	if rng.IntN(3) == 0 { // a shadow edge: one side darker
+		edge := rng.IntN(pw)
+		k := 0.45 + rng.Float64()*0.35
+		for y := 0; y < ph; y++ {
+			for x := edge; x < pw; x++ {
+				c := plate.RGBAAt(x, y)
+				plate.SetRGBA(x, y, color.RGBA{uint8(float64(c.R) * k), uint8(float64(c.G) * k), uint8(float64(c.B) * k), 255})
+			}
+		}
+	}
+}
+
+// embolden grows (k > 0) or shrinks (k < 0) the ink of m by |k| pixels: a
+// square max or min filter.
+func embolden(m *image.Alpha, k int) *image.Alpha {
+	r := k
+	if r < 0 {
+		r = -r
+	}
+	b := m.Bounds()
+	out := image.NewAlpha(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			v := m.AlphaAt(x, y).A
+			for dy := -r; dy <= r; dy++ {
+				for dx := -r; dx <= r; dx++ {
+					w := m.AlphaAt(x+dx, y+dy).A // 0 outside
+					if k > 0 {
+						v = max(v, w)
+					} else {
+						v = min(v, w)
+					}
+				}
+			}
+			out.SetAlpha(x, y, color.Alpha{v})
+		}
+	}
+	return out
+}
+
+// disc fills a circle.
+func disc(img *image.RGBA, cx, cy, r int, c color.RGBA) {
+	for y := cy - r; y <= cy+r; y++ {
+		for x := cx - r; x <= cx+r; x++ {
+			if (x-cx)*(x-cx)+(y-cy)*(y-cy) <= r*r && image.Pt(x, y).In(img.Rect) {
+				img.SetRGBA(x, y, c)
+			}
+		}
+	}
+}
+
+// grille draws a row of bars about as tall as the characters: radiator grilles
+// and fences are what a character finder mistakes for plates.
+func grille(scene *gocv.Mat, charH int, rng *rand.Rand) {
+	sw, sh := scene.Cols(), scene.Rows()
+	h := int(float64(charH) * (0.8 + rng.Float64()*0.8))
+	w := max(2, int(float64(charH)*(0.1+rng.Float64()*0.3)))
+	gap := w + max(2, int(float64(charH)*(0.15+rng.Float64()*0.6)))
+	n := 5 + rng.IntN(10)
+	x0, y0 := rng.IntN(max(1, sw-n*gap)), rng.IntN(max(1, sh-h))
+	v := uint8(rng.IntN(256))
+	for i := 0; i < n; i++ {
+		r := image.Rect(x0+i*gap, y0, x0+i*gap+w, y0+h)
+		if rng.IntN(4) == 0 { // slanted or split bars
+			r.Max.Y -= h / 3
+		}
+		gocv.Rectangle(scene, r, color.RGBA{v, v, v, 0}, -1)
+	}
 }
 
 // drawText renders s with f so that capitals are h pixels high, as an alpha mask

@@ -9,7 +9,9 @@
 // against the true box), the exact-read rate (the best plate equals the truth),
 // the matched rate (the best plate, looked up with plate.Index among all plates
 // of the set, finds the true one and only it: the exit case), and the
-// milliseconds per image on one core. It ends with one line per set:
+// milliseconds per image on one core. With -calib it also prints, per set and
+// confidence range, how many best reads were made and how many were exact. It
+// ends with one line per set:
 //
 //	lpr set=NAME images=N detected=X% exact=Y% matched=Z% ms_per_image=W
 package main
@@ -42,16 +44,20 @@ type truth struct {
 func main() {
 	data := flag.String("data", "../shared/data/alpr", "folder of sets")
 	verbose := flag.Bool("v", false, "print every image's result")
+	calib := flag.Bool("calib", false, "print how often reads are exact by confidence")
 	flag.Parse()
 	// One core: Go here, OpenCV through OPENCV_FOR_THREADS_NUM=1 and taskset
 	// (make bench-lpr sets both).
 	runtime.GOMAXPROCS(1)
-	if err := run(*data, *verbose, os.Stdout); err != nil {
+	if err := run(*data, *verbose, *calib, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(data string, verbose bool, w io.Writer) error {
+// confBins are the confidence ranges -calib reports, as lower bounds.
+var confBins = []float64{0.9, 0.7, 0.5, 0.3, 0}
+
+func run(data string, verbose, calib bool, w io.Writer) error {
 	ents, err := os.ReadDir(data)
 	if err != nil {
 		return err
@@ -83,6 +89,7 @@ func run(data string, verbose bool, w io.Writer) error {
 		}
 		var detected, exact, matched int
 		var spent time.Duration
+		binReads, binExact := make([]int, len(confBins)), make([]int, len(confBins))
 		for _, t := range truths {
 			b, err := os.ReadFile(filepath.Join(data, set, t.image))
 			if err != nil {
@@ -113,12 +120,32 @@ func run(data string, verbose bool, w io.Writer) error {
 			if hit == t.plate {
 				matched++
 			}
+			if len(plates) > 0 {
+				for b, lo := range confBins {
+					if plates[0].Confidence >= lo {
+						binReads[b]++
+						if read == t.plate {
+							binExact[b]++
+						}
+						break
+					}
+				}
+			}
 			if verbose {
 				conf := 0.0
 				if len(plates) > 0 {
 					conf = plates[0].Confidence
 				}
 				fmt.Fprintf(w, "%s/%s truth=%s read=%s conf=%.2f det=%v match=%s\n", set, t.image, t.plate, read, conf, det, hit)
+			}
+		}
+		if calib {
+			for b, lo := range confBins {
+				span := fmt.Sprintf("[%.1f,1.0]", lo)
+				if b > 0 {
+					span = fmt.Sprintf("[%.1f,%.1f)", lo, confBins[b-1])
+				}
+				fmt.Fprintf(w, "calib set=%s conf=%s reads=%d exact=%d\n", set, span, binReads[b], binExact[b])
 			}
 		}
 		n := len(truths)

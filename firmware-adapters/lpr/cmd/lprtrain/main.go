@@ -2,12 +2,18 @@
 
 // Command lprtrain trains the recognizer's glyph classifier on plates it renders
 // itself with the fonts Debian ships (fonts-dejavu, fonts-liberation2,
-// fonts-freefont-ttf, fonts-urw-base35, fonts-croscore, fonts-roboto-unhinted),
-// and writes firmware-adapters/lpr/model.bin. No photograph is used.
+// fonts-freefont-ttf, fonts-urw-base35, fonts-croscore, fonts-roboto-unhinted,
+// fonts-bebas-neue, fonts-b612, fonts-open-sans, fonts-league-spartan,
+// fonts-cantarell: .ci/install-deps installs them), and writes
+// firmware-adapters/lpr/model.bin. No photograph is used. Everything random is
+// drawn from the seed, so the same flags give the same model.
 //
 // Each rendered plate is segmented by the recognizer's own segmentation
-// (lpr.SegmentGlyphs), so the classifier learns the crops it will be shown;
-// plates whose segmentation does not yield exactly their characters are skipped.
+// (lpr.SegmentGlyphs, every binarization), so the classifier learns the crops it
+// will be shown; a line whose components inside the text are not exactly its
+// characters is not used for characters. Components outside the plate, or beside
+// the text on it (band, screws, frame), and each two neighbouring characters
+// taken together are the "not a character" samples, at most a quarter of all.
 //
 //	go run -tags gocv ./firmware-adapters/lpr/cmd/lprtrain -out firmware-adapters/lpr/model.bin
 package main
@@ -34,13 +40,16 @@ var TrainFonts = []string{
 	"NimbusSansNarrow-Regular.otf", "NimbusSansNarrow-Bold.otf", "URWGothic-Book.otf", "URWGothic-Demi.otf",
 	"Cousine-Regular.ttf", "Cousine-Bold.ttf", "RobotoCondensed-Regular.ttf", "RobotoCondensed-Bold.ttf",
 	"Roboto-Regular.ttf", "Roboto-Medium.ttf", "Roboto-Bold.ttf",
+	// Narrow capitals like US plate fonts, and plain legible shapes like DIN.
+	"BebasNeue-Regular.otf", "BebasNeue-Bold.otf", "OpenSans-CondBold.ttf", "OpenSans-Semibold.ttf",
+	"B612-Regular.otf", "B612-Bold.otf", "LeagueSpartan-Bold.otf", "Cantarell-Bold.otf",
 }
 
 func main() {
 	out := flag.String("out", "firmware-adapters/lpr/model.bin", "where to write the model")
-	plates := flag.Int("plates", 6000, "plates to render")
-	hidden := flag.Int("hidden", 96, "hidden units")
-	epochs := flag.Int("epochs", 12, "training epochs")
+	plates := flag.Int("plates", 24000, "plates to render")
+	hidden := flag.Int("hidden", 256, "hidden units")
+	epochs := flag.Int("epochs", 14, "training epochs")
 	seed := flag.Uint64("seed", 1, "random seed")
 	flag.Parse()
 
@@ -58,14 +67,15 @@ func main() {
 	}
 	log.Printf("%d fonts", len(fonts))
 	rng := rand.New(rand.NewPCG(*seed, 99))
-	var samples []lpr.GlyphSample
+	var samples, rejects []lpr.GlyphSample
 	used, skipped := 0, 0
 	for i := 0; i < *plates; i++ {
 		text := randomText(rng)
 		p := synth.Plate{
 			Text: text, Style: synth.Style(rng.IntN(2)), Font: fonts[rng.IntN(len(fonts))],
 			CharHeight: 12 + rng.IntN(30), Tilt: rng.NormFloat64() * 4, Perspective: rng.Float64() * 0.15,
-			Blur: rng.Float64() * 1.2, Noise: rng.Float64() * 12, Quality: 30 + rng.IntN(60), Inverse: rng.IntN(8) == 0,
+			Blur: rng.Float64() * 1.4, Noise: rng.Float64() * 12, Quality: 25 + rng.IntN(65), Inverse: rng.IntN(8) == 0,
+			Clutter: rng.IntN(4) > 0, Squeeze: 0.75 + rng.Float64()*0.45, Weight: rng.IntN(7) - 3,
 		}
 		r, err := synth.Render(p, rng)
 		if err != nil {
@@ -79,16 +89,35 @@ func main() {
 			continue
 		}
 		chars := strings.ReplaceAll(text, " ", "")
+		tb := r.TextBox.Inset(-max(2, r.TextBox.Dy()/8))
 		ok := false
 		for _, ln := range lines {
-			if len(ln.Features) != len(chars) || lpr.IoU(ln.Box, r.TextBox) < 0.5 || !inside(ln.Box, r.TextBox) {
+			// The line's characters inside the text, in order; what lies outside
+			// the plate, or beside the text on it, is not a character. Small
+			// text above and below US characters is real text: left out.
+			var in []int
+			for k, c := range ln.Chars {
+				ctr := image.Pt((c.Min.X+c.Max.X)/2, (c.Min.Y+c.Max.Y)/2)
+				switch {
+				case ctr.In(tb) && c.In(tb):
+					in = append(in, k)
+				case !ctr.In(r.PlateBox) || (ctr.Y >= r.TextBox.Min.Y && ctr.Y < r.TextBox.Max.Y):
+					rejects = append(rejects, lpr.GlyphSample{X: ln.Features[k], Class: lpr.Reject})
+				}
+			}
+			if len(in) == 0 {
 				continue
 			}
-			for k, x := range ln.Features {
-				samples = append(samples, lpr.GlyphSample{X: x, Class: strings.IndexByte(lpr.Classes, chars[k])})
+			for _, x := range ln.Parts {
+				rejects = append(rejects, lpr.GlyphSample{X: x, Class: lpr.Reject})
+			}
+			if len(in) != len(chars) {
+				continue
+			}
+			for j, k := range in {
+				samples = append(samples, lpr.GlyphSample{X: ln.Features[k], Class: strings.IndexByte(lpr.Classes, chars[j])})
 			}
 			ok = true
-			break
 		}
 		if ok {
 			used++
@@ -96,6 +125,11 @@ func main() {
 			skipped++
 		}
 	}
+	// Not-a-character samples: at most a quarter of the whole, drawn evenly.
+	rng.Shuffle(len(rejects), func(i, j int) { rejects[i], rejects[j] = rejects[j], rejects[i] })
+	rejects = rejects[:min(len(rejects), len(samples)/3)]
+	log.Printf("%d not-a-character samples", len(rejects))
+	samples = append(samples, rejects...)
 	log.Printf("%d plates segmented right, %d skipped; %d glyphs", used, skipped, len(samples))
 	model, err := lpr.Train(samples, lpr.TrainOptions{Hidden: *hidden, Epochs: *epochs, Rate: 0.05, Seed: *seed,
 		Progress: func(ep int, acc float64) { log.Printf("epoch %d: training accuracy %.4f", ep, acc) }})
