@@ -75,7 +75,7 @@ const (
 // when the request carries credentials, checks them and leaves the principal for the
 // route's access check. Wrong credentials are refused even on public routes.
 func (a *api) authenticate(c *fiber.Ctx) error {
-	if err := a.limits.allow(limitIP, c.IP()); err != nil {
+	if err := a.limits.allow(limitIP, a.clientIP(c)); err != nil {
 		a.metrics.limited.WithLabelValues(limitIP).Inc()
 		return a.tooMany(c, err)
 	}
@@ -132,7 +132,7 @@ func (a *api) register(g fiber.Router, r *route) {
 // check applies r's access rule and rate limits to the request.
 func (a *api) check(c *fiber.Ctx, r *route) error {
 	if r.access.limit == limitAuth {
-		if err := a.limits.allow(limitAuth, c.IP()); err != nil {
+		if err := a.limits.allow(limitAuth, a.clientIP(c)); err != nil {
 			a.metrics.limited.WithLabelValues(limitAuth).Inc()
 			return a.tooMany(c, err)
 		}
@@ -178,7 +178,7 @@ func (a *api) audit(c *fiber.Ctx, e cloud.AuditEntry) {
 	if e.Actor == "" {
 		e.Actor = principal(c).Actor()
 	}
-	e.IP, e.RequestID = c.IP(), requestID(c)
+	e.IP, e.RequestID = a.clientIP(c), requestID(c)
 	if e.Outcome == "" {
 		e.Outcome = cloud.OutcomeOK
 	}

@@ -41,3 +41,24 @@ func TestRateLimits(t *testing.T) {
 		t.Fatalf("9th request from one address: %d, want 429", res.Status)
 	}
 }
+
+// TestRateLimitBehindProxy: behind a trusted proxy the client's address is the last
+// entry of X-Forwarded-For, the one the proxy appended; addresses a client writes
+// before it do not buy it a fresh bucket.
+func TestRateLimitBehindProxy(t *testing.T) {
+	e := newEnv(t, httpapi.Config{TrustProxy: true, Limits: httpapi.Limits{PerIP: httpapi.Limit{Rate: 0.001, Burst: 2}}})
+	get := func(xff string) int {
+		return e.do(http.MethodGet, "/v1/facilities", nil, "X-Forwarded-For", xff).Status
+	}
+	for i, xff := range []string{"10.0.0.1, 203.0.113.7", "10.0.0.2, 203.0.113.7"} {
+		if s := get(xff); s != http.StatusOK {
+			t.Fatalf("request %d: %d", i+1, s)
+		}
+	}
+	if s := get("10.9.9.9, 203.0.113.7"); s != http.StatusTooManyRequests {
+		t.Fatalf("a forged first entry: %d, want 429 (the proxy saw the same client)", s)
+	}
+	if s := get("10.0.0.1, 203.0.113.8"); s != http.StatusOK {
+		t.Fatalf("another client behind the proxy: %d, want 200", s)
+	}
+}

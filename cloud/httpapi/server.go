@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-parking/gatehouse/cloud"
@@ -68,7 +69,8 @@ type Config struct {
 	Limits Limits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// TrustProxy takes the client's address from X-Forwarded-For (behind nginx or an
+	// TrustProxy takes the client's address from the last entry of X-Forwarded-For,
+	// the one the proxy in front of the service appended (behind nginx or an
 	// ingress); otherwise from the connection.
 	TrustProxy bool
 	// Payments configures the payment routes; without a Provider they answer 503.
@@ -97,6 +99,8 @@ type api struct {
 	limits   *limiter
 	routes   []*route
 	pay      *payments
+	// trustProxy: clientIP reads X-Forwarded-For.
+	trustProxy bool
 }
 
 // New returns the Fiber app serving /v1, the probes, /metrics and the OpenAPI
@@ -105,7 +109,8 @@ func New(cfg Config) *fiber.App {
 	if cfg.DB == nil || cfg.Auth == nil {
 		panic("httpapi: New needs a DB and an Authenticator")
 	}
-	a := &api{db: cfg.DB, auth: cfg.Auth, accounts: cfg.Accounts, hub: cfg.Hub, log: cfg.Logger, ready: cfg.Ready, now: cfg.Now}
+	a := &api{db: cfg.DB, auth: cfg.Auth, accounts: cfg.Accounts, hub: cfg.Hub, log: cfg.Logger, ready: cfg.Ready, now: cfg.Now,
+		trustProxy: cfg.TrustProxy}
 	if a.accounts == nil {
 		a.accounts, _ = cfg.Auth.(Accounts)
 	}
@@ -136,9 +141,6 @@ func New(cfg Config) *fiber.App {
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          time.Minute,
 		IdleTimeout:           2 * time.Minute,
-	}
-	if cfg.TrustProxy {
-		fc.ProxyHeader = fiber.HeaderXForwardedFor
 	}
 	app := fiber.New(fc)
 	app.Use(a.observe)
@@ -271,4 +273,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.requests, m.duration, m.rejected, m.limited)
 	return m
+}
+
+// clientIP is the address rate limits and the audit log use: the connection's peer,
+// or behind a trusted proxy the last address of X-Forwarded-For, the one that proxy
+// appended. The entries before it are whatever the client wrote, so taking the first
+// (as Fiber's ProxyHeader does) would let anyone pick a fresh address, and a fresh
+// rate-limit bucket, per request.
+func (a *api) clientIP(c *fiber.Ctx) string {
+	if a.trustProxy {
+		xff := c.Get(fiber.HeaderXForwardedFor)
+		if i := strings.LastIndexByte(xff, ','); i >= 0 {
+			xff = xff[i+1:]
+		}
+		if ip := net.ParseIP(strings.TrimSpace(xff)); ip != nil {
+			return ip.String()
+		}
+	}
+	return c.IP()
 }

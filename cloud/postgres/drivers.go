@@ -44,6 +44,21 @@ func (db *DB) AddVehicle(ctx context.Context, userID, plate, country, nickname s
 		if n >= MaxVehicles {
 			return cloud.Errorf(cloud.ECONFLICT, "an account may register at most %d vehicles; remove one first", MaxVehicles)
 		}
+		// Garages record a plate without its country, so a driver's history matches
+		// on the plate alone: one active owner per plate, whatever the country, or
+		// anyone could register a plate under another country and follow its stays.
+		// The lock serialises additions of one plate (there is no row to lock yet).
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('plate:' || $1, 0))", plate); err != nil {
+			return err
+		}
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM user_vehicles uv JOIN vehicles v ON v.id = uv.vehicle_id
+			WHERE v.plate = $1 AND uv.removed_at IS NULL)`, plate).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return cloud.Errorf(cloud.ECONFLICT, "vehicle %s is already registered to an account", plate)
+		}
 		var vehicleID int64
 		err := tx.QueryRow(ctx, `WITH ins AS (
 				INSERT INTO vehicles (plate, country) VALUES ($1, $2) ON CONFLICT (plate, country) DO NOTHING RETURNING id)
