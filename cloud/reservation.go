@@ -44,6 +44,9 @@ const (
 	EventReservationExpired   = "reservation.expired"
 	EventReservationCheckedIn = "reservation.checked_in"
 	EventReservationCompleted = "reservation.completed"
+	// EventReservationRefundQueued: a payment that could not confirm the booking
+	// (its hold ran out and the space was gone) is due back in full.
+	EventReservationRefundQueued = "reservation.refund_queued"
 )
 
 // Reservation is a booking of a space in a zone of a facility for a window of time.
@@ -82,9 +85,15 @@ type Reservation struct {
 }
 
 // Prepaid reports whether the booked window is paid for, so that the garage charges
-// only time beyond Until: paid through a payment, or free under the tariff.
+// only time beyond Until: free under the tariff, or paid through a payment of at
+// least its price. A window whose price rose above what was paid is not prepaid, so
+// the garage charges it in full rather than give the extra time away; a booking
+// without a price in the cloud is prepaid when a payment confirmed it.
 func (r *Reservation) Prepaid() bool {
-	return r.PaymentID != "" || (r.Price != nil && *r.Price == 0)
+	if r.Price == nil {
+		return r.PaymentID != ""
+	}
+	return *r.Price == 0 || r.PaymentID != "" && r.Paid >= *r.Price
 }
 
 // ReservationPolicy is a facility's rules for bookings.
@@ -132,6 +141,12 @@ const (
 	MaxReservationLength = 14 * 24 * time.Hour
 	// MaxBookingAhead is how far ahead a window may start.
 	MaxBookingAhead = 366 * 24 * time.Hour
+	// MaxHeldPerAccount is how many unpaid held bookings one account may have at a
+	// time: holds take space from everyone else without paying for it.
+	MaxHeldPerAccount = 3
+	// MaxWaitingPerAccount is how many waiting waitlist entries one account may
+	// have at a time.
+	MaxWaitingPerAccount = 5
 )
 
 // Slices returns the first slice a window [from, until) touches and the end of its

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -291,27 +289,6 @@ func TestCommandsBadInput(t *testing.T) {
 // requests app.Test cannot make; it returns the status and content type.
 func overNetwork(t *testing.T, e *env, path, body string, headers ...string) (int, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { httpapi.Serve(ctx, e.app, ln); close(done) }()
-	defer func() { cancel(); <-done }()
-	req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer res.Body.Close()
-	io.Copy(io.Discard, res.Body)
-	return res.StatusCode, res.Header.Get("Content-Type")
+	res := e.overTCP(http.MethodPost, path, body, headers...)
+	return res.Status, res.Header.Get("Content-Type")
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -81,7 +82,7 @@ type payments struct {
 func newPayments(cfg Payments, db *postgres.DB, reg prometheus.Registerer) *payments {
 	p := &payments{Payments: cfg,
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatehouse_cloud_payment_webhooks_total",
-			Help: "Payment webhooks received, by outcome (applied, stale, duplicate, unknown, ignored, bad_signature)."}, []string{"outcome"})}
+			Help: "Payment webhooks received, by outcome (applied, stale, duplicate, unknown, unmatched, ignored, bad_signature)."}, []string{"outcome"})}
 	if p.PrepaidWindow <= 0 {
 		p.PrepaidWindow = DefaultPrepaidWindow
 	}
@@ -702,6 +703,14 @@ func (a *api) stripeWebhook(c *fiber.Ctx) error {
 	ctx, cancel := providerContext(c)
 	defer cancel()
 	res, err := a.db.ApplyPaymentEvent(ctx, prov.Name(), ev, a.now())
+	if errors.Is(err, postgres.ErrWebhookUnmatched) {
+		// One of our payments, not matched yet: a 503 has Stripe send it again
+		// (for up to three days) rather than lose the charge.
+		a.pay.webhooks.WithLabelValues("unmatched").Inc()
+		a.log.Warn("payment webhook matches no payment yet; the provider will resend it",
+			"provider", prov.Name(), "event", ev.ID, "payment", ev.PaymentID, "reference", ev.Reference)
+		return err
+	}
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,7 @@ var resStart = time.Date(2026, 7, 1, 6, 0, 0, 0, time.UTC)
 func newResEnv(t *testing.T, heldBack int) *resEnv {
 	t.Helper()
 	e := &resEnv{hub: newResHub(), now: resStart}
-	e.env = newEnv(t, httpapi.Config{Hub: e.hub, Now: e.clock, Limits: noLimits})
+	e.env = newEnv(t, httpapi.Config{Hub: e.hub, Now: e.clock, Limits: noLimits, Auth: clientsAuth{}})
 	ctx := context.Background()
 	if _, err := e.db.CreateFacility(ctx, cloud.Facility{ID: "g1", Name: "Garage", Timezone: "UTC", Currency: "EUR", Public: true}); err != nil {
 		t.Fatal(err)
@@ -104,6 +104,18 @@ func newResEnv(t *testing.T, heldBack int) *resEnv {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// clientsAuth is fakeAuth with many drivers: the token "driver#N" is driver
+// account "u-driver-N", for tests of many clients (each account may hold only
+// cloud.MaxHeldPerAccount bookings).
+type clientsAuth struct{ fakeAuth }
+
+func (a clientsAuth) AuthenticateToken(ctx context.Context, tok string) (*cloud.Principal, error) {
+	if n, ok := strings.CutPrefix(tok, "driver#"); ok {
+		return &cloud.Principal{UserID: "u-driver-" + n, Name: "driver-" + n + "@example.com", Role: cloud.RoleDriver}, nil
+	}
+	return a.fakeAuth.AuthenticateToken(ctx, tok)
 }
 
 func window(from, until time.Time) map[string]any {
@@ -120,8 +132,8 @@ func TestReservationsRaceForTheLastSpaces(t *testing.T) {
 	for round := range rounds {
 		from := resStart.Add(time.Duration(round+1) * 24 * time.Hour)
 		until := from.Add(2 * time.Hour)
-		for range taken { // the window is nearly full already
-			if r := e.do("POST", "/v1/reservations", window(from, until), bearer("driver")...); r.Status != http.StatusCreated {
+		for k := range taken { // the window is nearly full already
+			if r := e.do("POST", "/v1/reservations", window(from, until), bearer(fmt.Sprintf("driver#%d-taken-%d", round, k))...); r.Status != http.StatusCreated {
 				t.Fatalf("round %d: booking %d: %d %s", round, taken, r.Status, r.Body)
 			}
 		}
@@ -133,7 +145,7 @@ func TestReservationsRaceForTheLastSpaces(t *testing.T) {
 				// Windows differ in how they overlap the full one: all need its slices.
 				body := window(from.Add(-time.Duration(i%3)*15*time.Minute), until.Add(time.Duration(i%5)*15*time.Minute))
 				body["plate"] = fmt.Sprintf("R%dC%d", round, i)
-				r := e.do("POST", "/v1/reservations", body, bearer("driver")...)
+				r := e.do("POST", "/v1/reservations", body, bearer(fmt.Sprintf("driver#%d-%d", round, i))...)
 				statuses[i], bodies[i] = r.Status, r.Body
 			})
 		}
@@ -244,13 +256,19 @@ func TestReservationsFlow(t *testing.T) {
 		t.Errorf("QR image: %v", err)
 	}
 
-	// Extend by an hour: the garage gets the new window in a newer version.
+	// Extending a paid booking would make the extra hour free at the garage: refused.
 	r = e.do("PATCH", "/v1/reservations/"+res.ID, map[string]any{"to": until.Add(time.Hour)}, bearer("driver")...)
+	if r.Status != http.StatusConflict || !strings.Contains(r.Problem(t).Detail, "cancel it and book the new window") {
+		t.Fatalf("extending a paid booking: %d %s; want 409 saying to cancel and rebook", r.Status, r.Body)
+	}
+	// Shorten by an hour: the garage gets the new window in a newer version, prepaid.
+	r = e.do("PATCH", "/v1/reservations/"+res.ID, map[string]any{"to": until.Add(-time.Hour)}, bearer("driver")...)
 	if r.Status != http.StatusOK {
 		t.Fatalf("patch: %d %s", r.Status, r.Body)
 	}
 	doc = e.hub.reservations(t, "g1")
-	if doc.Version <= v1 || len(doc.Reservations) != 1 || !doc.Reservations[0].Until.AsTime().Equal(until.Add(time.Hour)) {
+	if doc.Version <= v1 || len(doc.Reservations) != 1 || !doc.Reservations[0].Until.AsTime().Equal(until.Add(-time.Hour)) ||
+		!doc.Reservations[0].Prepaid {
 		t.Errorf("after the change the garage holds version %d (was %d): %v", doc.Version, v1, doc.Reservations)
 	}
 

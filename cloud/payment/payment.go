@@ -99,6 +99,10 @@ type Event struct {
 	// Reference is the provider reference of the payment the event is about; "" for
 	// an event about something else.
 	Reference string
+	// PaymentID is our payment's id as the charge's metadata carries it
+	// (metadata.payment_id); "" when the event has none. It finds the payment when
+	// the provider's answer to CreatePayment was lost, so its Reference is unknown.
+	PaymentID string
 	// Status is the payment's status the event reports; "" when it reports none.
 	Status  Status
 	Amount  int64

@@ -98,7 +98,10 @@ func (db *DB) PaymentByKey(ctx context.Context, userID, key string) (Payment, er
 
 // Payment returns a payment; ENOTFOUND when there is none.
 func (db *DB) Payment(ctx context.Context, id string) (Payment, error) {
-	p, err := scanPayment(db.pool.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id::text = $1`, id))
+	if !validUUID(id) {
+		return Payment{}, cloud.Errorf(cloud.ENOTFOUND, "no payment %q", id)
+	}
+	p, err := scanPayment(db.pool.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1::uuid`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, cloud.Errorf(cloud.ENOTFOUND, "no payment %q", id)
 	}
@@ -155,8 +158,11 @@ func (db *DB) CreatePayment(ctx context.Context, n NewPayment) (p Payment, creat
 // it, or when it needs no asking (the provider has answered). The payment is
 // returned as it is now.
 func (db *DB) ClaimPayment(ctx context.Context, id string, now, until time.Time) (p Payment, claimed bool, err error) {
+	if !validUUID(id) {
+		return p, false, cloud.Errorf(cloud.ENOTFOUND, "no payment %q", id)
+	}
 	p, err = scanPayment(db.pool.QueryRow(ctx, `UPDATE payments SET claimed_until = $3, updated_at = $2
-		WHERE id::text = $1 AND status = 'pending' AND provider_reference = '' AND (claimed_until IS NULL OR claimed_until < $2)
+		WHERE id = $1::uuid AND status = 'pending' AND provider_reference = '' AND (claimed_until IS NULL OR claimed_until < $2)
 		RETURNING `+paymentColumns, id, now, until))
 	if errors.Is(err, pgx.ErrNoRows) {
 		p, err = db.Payment(ctx, id)
@@ -168,7 +174,10 @@ func (db *DB) ClaimPayment(ctx context.Context, id string, now, until time.Time)
 // ReleasePayment gives up a claim, so that a retry asks the provider again (with
 // the same idempotency key).
 func (db *DB) ReleasePayment(ctx context.Context, id string) error {
-	_, err := db.pool.Exec(ctx, `UPDATE payments SET claimed_until = NULL WHERE id::text = $1`, id)
+	if !validUUID(id) {
+		return cloud.Errorf(cloud.ENOTFOUND, "no payment %q", id)
+	}
+	_, err := db.pool.Exec(ctx, `UPDATE payments SET claimed_until = NULL WHERE id = $1::uuid`, id)
 	return wrap(err, "release payment")
 }
 
@@ -187,7 +196,7 @@ type PaymentChange struct {
 func (db *DB) RecordPaymentResult(ctx context.Context, id string, r payment.Result, now time.Time) (PaymentChange, error) {
 	var ch PaymentChange
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		p, err := lockPayment(ctx, tx, `id::text = $1`, id)
+		p, err := lockPayment(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -206,8 +215,12 @@ func (db *DB) RecordPaymentResult(ctx context.Context, id string, r payment.Resu
 	return ch, wrap(err, "record payment")
 }
 
-func lockPayment(ctx context.Context, tx pgx.Tx, where string, arg any) (Payment, error) {
-	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE `+where+` FOR UPDATE`, arg))
+// lockPayment locks the payment's row for a change; ENOTFOUND when there is none.
+func lockPayment(ctx context.Context, tx pgx.Tx, id string) (Payment, error) {
+	if !validUUID(id) {
+		return Payment{}, cloud.Errorf(cloud.ENOTFOUND, "no such payment")
+	}
+	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1::uuid FOR UPDATE`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, cloud.Errorf(cloud.ENOTFOUND, "no such payment")
 	}
@@ -294,7 +307,10 @@ type PaymentEvent struct {
 
 // PaymentEvents returns a payment's events, oldest first.
 func (db *DB) PaymentEvents(ctx context.Context, paymentID string) ([]PaymentEvent, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, type, at, detail FROM payment_events WHERE payment_id::text = $1 ORDER BY id`, paymentID)
+	if !validUUID(paymentID) {
+		return nil, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT id, type, at, detail FROM payment_events WHERE payment_id = $1::uuid ORDER BY id`, paymentID)
 	if err != nil {
 		return nil, wrap(err, "payment events")
 	}
@@ -322,10 +338,20 @@ type WebhookResult struct {
 	PaymentChange
 }
 
+// ErrWebhookUnmatched is returned for an event that names one of our payments
+// (metadata.payment_id) that cannot be matched to it yet: nothing is recorded, so
+// that the provider, answered with an error, sends it again.
+var ErrWebhookUnmatched = cloud.Errorf(cloud.EUNAVAILABLE, "no payment matches this event yet; send it again later")
+
 // ApplyPaymentEvent applies a verified webhook event of the provider once: an event
 // id seen before changes nothing (WebhookDuplicate). An event about a payment moves
 // its status only forward, so events that arrive out of order (processing after
-// succeeded) are recorded as stale and change nothing.
+// succeeded) are recorded as stale and change nothing. The payment is found by the
+// provider's reference or, when the reference was never recorded (the answer to
+// CreatePayment was lost), by the payment id the event's metadata carries, and the
+// reference is recorded then. An event that carries one of our payment ids but
+// matches no payment fails with ErrWebhookUnmatched and is not recorded; one that
+// carries none is recorded as WebhookUnknown (not ours to act on).
 func (db *DB) ApplyPaymentEvent(ctx context.Context, provider string, ev payment.Event, now time.Time) (WebhookResult, error) {
 	var res WebhookResult
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
@@ -345,6 +371,11 @@ func (db *DB) ApplyPaymentEvent(ctx context.Context, provider string, ev payment
 		if ev.Reference != "" && ev.Status != "" {
 			p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments
 				WHERE provider = $1 AND provider_reference = $2 FOR UPDATE`, provider, ev.Reference))
+			if errors.Is(err, pgx.ErrNoRows) && ev.PaymentID != "" {
+				if p, err = paymentByMetadata(ctx, tx, provider, ev); errors.Is(err, pgx.ErrNoRows) {
+					return ErrWebhookUnmatched
+				}
+			}
 			switch {
 			case errors.Is(err, pgx.ErrNoRows):
 				res.Outcome = WebhookUnknown
@@ -366,6 +397,23 @@ func (db *DB) ApplyPaymentEvent(ctx context.Context, provider string, ev payment
 		return err
 	})
 	return res, wrap(err, "apply webhook event")
+}
+
+// paymentByMetadata locks the payment ev's metadata names when the provider's
+// reference of it is not recorded, and records ev's; pgx.ErrNoRows when there is no
+// such payment, or it has another reference.
+func paymentByMetadata(ctx context.Context, tx pgx.Tx, provider string, ev payment.Event) (Payment, error) {
+	if !validUUID(ev.PaymentID) {
+		return Payment{}, pgx.ErrNoRows
+	}
+	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments
+		WHERE id = $1::uuid AND provider = $2 AND provider_reference = '' FOR UPDATE`, ev.PaymentID, provider))
+	if err != nil {
+		return p, err
+	}
+	p.ProviderReference = ev.Reference
+	_, err = tx.Exec(ctx, `UPDATE payments SET provider_reference = $2, claimed_until = NULL WHERE id = $1`, p.ID, ev.Reference)
+	return p, err
 }
 
 // PaymentKey is where a page of payments stopped.
@@ -442,7 +490,7 @@ func (db *DB) BeginRefund(ctx context.Context, n NewRefund, now time.Time) (f Re
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		created = false
 		var err error
-		if p, err = lockPayment(ctx, tx, `id::text = $1`, n.PaymentID); err != nil {
+		if p, err = lockPayment(ctx, tx, n.PaymentID); err != nil {
 			return err
 		}
 		f, err = scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE payment_id = $1 AND idempotency_key = $2`,
@@ -500,17 +548,20 @@ func (db *DB) FinishRefund(ctx context.Context, refundID string, r payment.Refun
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var err error
 		var paymentID string
-		if err := tx.QueryRow(ctx, `SELECT payment_id::text FROM refunds WHERE id::text = $1`, refundID).Scan(&paymentID); err != nil {
+		if !validUUID(refundID) {
+			return cloud.Errorf(cloud.ENOTFOUND, "no refund %q", refundID)
+		}
+		if err := tx.QueryRow(ctx, `SELECT payment_id::text FROM refunds WHERE id = $1::uuid`, refundID).Scan(&paymentID); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return cloud.Errorf(cloud.ENOTFOUND, "no refund %q", refundID)
 			}
 			return err
 		}
 		// The payment first, as BeginRefund locks it: no deadlock between them.
-		if p, err = lockPayment(ctx, tx, `id::text = $1`, paymentID); err != nil {
+		if p, err = lockPayment(ctx, tx, paymentID); err != nil {
 			return err
 		}
-		if f, err = scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id::text = $1 FOR UPDATE`, refundID)); err != nil {
+		if f, err = scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1::uuid FOR UPDATE`, refundID)); err != nil {
 			return err
 		}
 		if f.Status != RefundPending {
@@ -555,7 +606,10 @@ func (db *DB) FinishRefund(ctx context.Context, refundID string, r payment.Refun
 
 // PaymentRefunds returns a payment's refunds, oldest first.
 func (db *DB) PaymentRefunds(ctx context.Context, paymentID string) ([]Refund, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE payment_id::text = $1 ORDER BY created_at, id`, paymentID)
+	if !validUUID(paymentID) {
+		return nil, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE payment_id = $1::uuid ORDER BY created_at, id`, paymentID)
 	if err != nil {
 		return nil, wrap(err, "refunds")
 	}
@@ -587,12 +641,14 @@ func (db *DB) SessionAppPaid(ctx context.Context, facility, sessionID string) (i
 }
 
 // UnconfirmedReservationPayments returns the succeeded payments whose reservation is
-// still held: their confirmation did not happen (the process stopped, or the
-// confirmation failed) and must be retried.
+// still held, or ended unconfirmed without the payment queued for a refund: their
+// confirmation did not happen (the process stopped, or the confirmation failed) and
+// must be retried; ConfirmReservation queues the refund of one that cannot confirm.
 func (db *DB) UnconfirmedReservationPayments(ctx context.Context) ([]Payment, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments p
 		WHERE p.reservation_id IS NOT NULL AND p.status = 'succeeded'
-			AND EXISTS (SELECT 1 FROM reservations r WHERE r.id = p.reservation_id AND r.status IN ('held', 'pending'))
+			AND EXISTS (SELECT 1 FROM reservations r WHERE r.id = p.reservation_id
+				AND (r.status = 'held' OR r.status IN ('expired', 'cancelled') AND r.payment_id = ''))
 		ORDER BY p.succeeded_at LIMIT 100`)
 	if err != nil {
 		return nil, wrap(err, "unconfirmed reservation payments")

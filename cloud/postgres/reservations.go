@@ -331,7 +331,36 @@ func (db *DB) ReservationKey(ctx context.Context) ([]byte, error) {
 	return key, wrap(err, "reservation key")
 }
 
+// lockAccount serialises the account's bookings and waitlist entries within the
+// transaction, so that its caps cannot be raced past.
+func lockAccount(ctx context.Context, tx pgx.Tx, userID string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-account:' || $1, 0))`, userID)
+	return err
+}
+
+// checkHeldCap refuses a new held booking to an account that has
+// cloud.MaxHeldPerAccount held already.
+func checkHeldCap(ctx context.Context, tx pgx.Tx, userID string, at time.Time) error {
+	if err := lockAccount(ctx, tx, userID); err != nil {
+		return err
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM reservations WHERE user_id = $1 AND status = 'held' AND hold_expires_at > $2`,
+		userID, at).Scan(&n); err != nil {
+		return err
+	}
+	if n >= cloud.MaxHeldPerAccount {
+		return cloud.Errorf(cloud.ECONFLICT, "you have %d unpaid bookings on hold, the most an account may have: pay for or cancel one first", n)
+	}
+	return nil
+}
+
 func bookTx(ctx context.Context, tx pgx.Tx, req BookRequest) (cloud.Reservation, error) {
+	if !req.promotion {
+		if err := checkHeldCap(ctx, tx, req.UserID, req.At); err != nil {
+			return cloud.Reservation{}, err
+		}
+	}
 	z, err := lockZone(ctx, tx, req.Facility, req.Zone)
 	if err != nil {
 		return cloud.Reservation{}, err
@@ -421,6 +450,25 @@ func lockReservation(ctx context.Context, tx pgx.Tx, id string) (cloud.Reservati
 	return r, err
 }
 
+// noPaymentInFlight refuses a change (what) to a held booking, locked by the
+// transaction, while a payment for it is in flight: the payment would confirm a
+// booking changed or cancelled under it. A payment created concurrently waits for
+// the booking's row lock (its foreign key), so it cannot slip in after this check.
+func noPaymentInFlight(ctx context.Context, tx pgx.Tx, r cloud.Reservation, what string) error {
+	if r.Status != cloud.ReservationHeld {
+		return nil
+	}
+	var busy bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE reservation_id = $1
+		AND status IN ('pending', 'requires_action', 'processing'))`, r.ID).Scan(&busy); err != nil {
+		return err
+	}
+	if busy {
+		return cloud.Errorf(cloud.ECONFLICT, "a payment for this booking is in progress: it cannot be %s until the payment has finished", what)
+	}
+	return nil
+}
+
 // heldSlices reads the range of slices the booking holds now; zeros when none.
 func heldSlices(ctx context.Context, tx pgx.Tx, id string) (first, end time.Time, err error) {
 	var lo, hi pgtype.Timestamptz
@@ -455,12 +503,54 @@ func release(ctx context.Context, tx pgx.Tx, r *cloud.Reservation, at time.Time)
 }
 
 // ConfirmReservation confirms a held booking whose payment succeeded: the payments
-// code calls it with its payment's id, and the booking records its price as paid. It
-// is idempotent for the same payment. A booking whose hold ran out is confirmed still
-// when its window has room again; otherwise it fails with ECONFLICT and the payment
-// must be refunded. ENOTFOUND for an unknown booking.
+// code calls it with its payment's id, and the booking records the payment's amount
+// as paid. It is idempotent for the same payment. A booking whose hold ran out is
+// confirmed still when its window has room again. When the booking cannot be
+// confirmed (ECONFLICT: the hold ran out and the space is gone, or it ended), the
+// payment is queued for a full refund: the booking records it as paid and due back,
+// for ReservationsToRefund. ENOTFOUND for an unknown booking, or a payment that is
+// not a succeeded one of this booking.
 func (db *DB) ConfirmReservation(ctx context.Context, id, paymentID string) (cloud.Reservation, error) {
-	return db.Confirm(ctx, id, Confirmation{PaymentID: paymentID, Actor: "payment:" + paymentID, At: time.Now()})
+	at := time.Now()
+	r, err := db.Confirm(ctx, id, Confirmation{PaymentID: paymentID, Actor: "payment:" + paymentID, At: at})
+	if cloud.ErrorCode(err) == cloud.ECONFLICT && paymentID != "" {
+		if qerr := db.queueUnconfirmedRefund(ctx, id, paymentID, at); qerr != nil {
+			return r, errors.Join(err, qerr)
+		}
+	}
+	return r, err
+}
+
+// queueUnconfirmedRefund records a succeeded payment of a booking that ended
+// unconfirmed (expired or cancelled, and not yet paid) as paid and due back in full.
+func (db *DB) queueUnconfirmedRefund(ctx context.Context, id, paymentID string, at time.Time) error {
+	if !validUUID(id) || !validUUID(paymentID) {
+		return nil
+	}
+	return wrap(pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		r, err := lockReservation(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if r.Status != cloud.ReservationExpired && r.Status != cloud.ReservationCancelled || r.PaymentID != "" || !r.RefundedAt.IsZero() {
+			return nil
+		}
+		var amount int64
+		err = tx.QueryRow(ctx, `SELECT amount - refunded FROM payments WHERE id = $1::uuid AND reservation_id = $2::uuid
+			AND status IN ('succeeded', 'partially_refunded')`, paymentID, id).Scan(&amount)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && amount <= 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE reservations SET payment_id = $2, paid = $3, refund_due = $3,
+				updated_at = $4 WHERE id = $1`, id, paymentID, amount, at); err != nil {
+			return err
+		}
+		return history(ctx, tx, id, r.Status, r.Status, "payment:"+paymentID, cloud.EventReservationRefundQueued, at,
+			map[string]any{"payment_id": paymentID, "paid": amount, "refund_due": amount})
+	}), "queue refund")
 }
 
 // Confirmation is how a booking is confirmed.
@@ -472,8 +562,9 @@ type Confirmation struct {
 	At        time.Time
 }
 
-// Confirm confirms a held booking (see ConfirmReservation); the booking's price is
-// recorded as paid when PaymentID is set.
+// Confirm confirms a held booking (see ConfirmReservation); when PaymentID is set,
+// it must be a succeeded payment of the booking (ENOTFOUND otherwise), and its
+// amount is recorded as paid.
 func (db *DB) Confirm(ctx context.Context, id string, c Confirmation) (cloud.Reservation, error) {
 	r, err := db.Reservation(ctx, id)
 	if err != nil {
@@ -503,8 +594,10 @@ func (db *DB) Confirm(ctx context.Context, id string, c Confirmation) (cloud.Res
 			return cloud.Errorf(cloud.ECONFLICT, "reservation %s is %s, not held: it cannot be confirmed", r.ID, r.Status)
 		}
 		paid := int64(0)
-		if c.PaymentID != "" && r.Price != nil {
-			paid = *r.Price
+		if c.PaymentID != "" {
+			if paid, err = paymentPaid(ctx, tx, r.ID, c.PaymentID); err != nil {
+				return err
+			}
 		}
 		from := r.Status
 		r, err = scanReservation(tx.QueryRow(ctx, `UPDATE reservations r SET status = 'confirmed', hold_expires_at = NULL,
@@ -519,6 +612,27 @@ func (db *DB) Confirm(ctx context.Context, id string, c Confirmation) (cloud.Res
 			map[string]any{"payment_id": c.PaymentID, "paid": paid})
 	})
 	return r, wrap(err, "confirm reservation")
+}
+
+// paymentPaid returns what the booking's succeeded payment paid, net of refunds;
+// ENOTFOUND when paymentID is no such payment.
+func paymentPaid(ctx context.Context, tx pgx.Tx, reservationID, paymentID string) (int64, error) {
+	if !validUUID(paymentID) {
+		return 0, cloud.Errorf(cloud.ENOTFOUND, "no payment %q for this booking", paymentID)
+	}
+	var amount int64
+	var status string
+	err := tx.QueryRow(ctx, `SELECT amount - refunded, status FROM payments WHERE id = $1::uuid AND reservation_id = $2::uuid`,
+		paymentID, reservationID).Scan(&amount, &status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, cloud.Errorf(cloud.ENOTFOUND, "no payment %q for this booking", paymentID)
+	case err != nil:
+		return 0, err
+	case status != "succeeded":
+		return 0, cloud.Errorf(cloud.ECONFLICT, "payment %s is %s, not succeeded", paymentID, status)
+	}
+	return amount, nil
 }
 
 // retake counts an expired booking in again, when its window has room.
@@ -556,8 +670,10 @@ type Change struct {
 // Modify moves a held, confirmed or checked-in booking to a new window (and plate,
 // when not ""), re-checking capacity for the new window in the same transaction: on
 // ECONFLICT the booking keeps its old window. The start of a booking that has begun
-// cannot move. The price is re-quoted; Paid is unchanged (the difference is the
-// payments code's).
+// cannot move. The price is re-quoted; Paid is unchanged. A paid booking may not
+// become dearer than what was paid (ECONFLICT: cancel and book the new window
+// instead), or the garage would let the extra time go unpaid; a held booking may not
+// change while a payment for it is in flight (ECONFLICT).
 func (db *DB) Modify(ctx context.Context, id string, from, until time.Time, plate, actor string, at time.Time) (cloud.Reservation, Change, error) {
 	var r cloud.Reservation
 	var ch Change
@@ -598,6 +714,9 @@ func (db *DB) Modify(ctx context.Context, id string, from, until time.Time, plat
 		if plate == "" {
 			plate = old.Plate
 		}
+		if err := noPaymentInFlight(ctx, tx, old, "changed"); err != nil {
+			return err
+		}
 		z, err := lockZone(ctx, tx, old.Facility, old.Zone)
 		if err != nil {
 			return err
@@ -630,6 +749,11 @@ func (db *DB) Modify(ctx context.Context, id string, from, until time.Time, plat
 		if err != nil {
 			return err
 		}
+		if old.PaymentID != "" && price != nil && *price > old.Paid {
+			return cloud.Errorf(cloud.ECONFLICT, "this booking is paid (%d %s) and the new window costs %d %s: "+
+				"cancel it and book the new window instead, or keep a window that costs no more than was paid",
+				old.Paid, old.Currency, *price, currency)
+		}
 		r, err = scanReservation(tx.QueryRow(ctx, `UPDATE reservations r SET period = tstzrange($2, $3), slices = tstzrange($4, $5),
 				plate = $6, price = $7, currency = CASE WHEN $8 = '' THEN currency ELSE $8 END, updated_at = $9
 			WHERE id = $1 RETURNING `+reservationColumns, old.ID, from, until, first, end, plate, price, currency, at))
@@ -653,7 +777,8 @@ func (db *DB) Modify(ctx context.Context, id string, from, until time.Time, plat
 // Cancel cancels a held, confirmed or checked-in booking at at: its slices from the
 // one under way are released, and RefundDue is set to what the booking's policy gives
 // back of what was paid (see cloud.ReservationPolicy.Refund). Cancelling a cancelled
-// booking returns it unchanged; any other ended booking fails with ECONFLICT.
+// booking returns it unchanged; any other ended booking, or a held one whose payment
+// is in flight, fails with ECONFLICT.
 func (db *DB) Cancel(ctx context.Context, id, actor string, at time.Time) (cloud.Reservation, Change, error) {
 	var r cloud.Reservation
 	var ch Change
@@ -668,6 +793,9 @@ func (db *DB) Cancel(ctx context.Context, id, actor string, at time.Time) (cloud
 			return nil
 		case !old.Status.Active():
 			return cloud.Errorf(cloud.ECONFLICT, "reservation %s is %s: it cannot be cancelled", old.ID, old.Status)
+		}
+		if err := noPaymentInFlight(ctx, tx, old, "cancelled"); err != nil {
+			return err
 		}
 		if err := release(ctx, tx, &old, at); err != nil {
 			return err

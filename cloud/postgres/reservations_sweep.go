@@ -185,8 +185,9 @@ func scanWaitlist(row pgx.Row) (cloud.WaitlistEntry, error) {
 }
 
 // JoinWaitlist puts a driver on the zone's waitlist for a window. It fails with
-// ECONFLICT when the window can be booked now (book it instead), ENOTFOUND for an
-// unknown zone, EINVALID for a bad window.
+// ECONFLICT when the window can be booked now (book it instead) or the account has
+// cloud.MaxWaitingPerAccount entries waiting, ENOTFOUND for an unknown zone,
+// EINVALID for a bad window.
 func (db *DB) JoinWaitlist(ctx context.Context, w cloud.WaitlistEntry, at time.Time) (cloud.WaitlistEntry, error) {
 	if err := CheckWindow(w.From, w.Until, at); err != nil {
 		return w, err
@@ -198,9 +199,24 @@ func (db *DB) JoinWaitlist(ctx context.Context, w cloud.WaitlistEntry, at time.T
 	if !slices.ContainsFunc(avail, func(s cloud.SliceAvailability) bool { return s.Available == 0 }) {
 		return w, cloud.Errorf(cloud.ECONFLICT, "the window has space: book it instead of waiting")
 	}
-	out, err := scanWaitlist(db.pool.QueryRow(ctx, `INSERT INTO reservation_waitlist AS w (facility_id, zone_id, user_id, plate, period, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, tstzrange($5, $6), $7, $7) RETURNING `+waitlistColumns,
-		w.Facility, w.Zone, w.UserID, w.Plate, w.From, w.Until, at))
+	var out cloud.WaitlistEntry
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if err := lockAccount(ctx, tx, w.UserID); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM reservation_waitlist WHERE user_id = $1 AND status = 'waiting'`, w.UserID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= cloud.MaxWaitingPerAccount {
+			return cloud.Errorf(cloud.ECONFLICT, "you are waiting for %d windows, the most an account may: leave one of those waitlists first", n)
+		}
+		var err error
+		out, err = scanWaitlist(tx.QueryRow(ctx, `INSERT INTO reservation_waitlist AS w (facility_id, zone_id, user_id, plate, period, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, tstzrange($5, $6), $7, $7) RETURNING `+waitlistColumns,
+			w.Facility, w.Zone, w.UserID, w.Plate, w.From, w.Until, at))
+		return err
+	})
 	return out, wrap(err, "join waitlist")
 }
 

@@ -91,14 +91,15 @@ func TestReservationLifecycle(t *testing.T) {
 		t.Errorf("ReservationsDocument after a hold = %d, %d bookings, %v; want version 0", v, len(rs), err)
 	}
 
-	c, err := db.ConfirmReservation(ctx, r.ID, "pay-1")
+	pay1 := succeededPayment(t, db, r, 800)
+	c, err := db.ConfirmReservation(ctx, r.ID, pay1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Status != cloud.ReservationConfirmed || c.Paid != 800 || c.PaymentID != "pay-1" || !c.Prepaid() {
+	if c.Status != cloud.ReservationConfirmed || c.Paid != 800 || c.PaymentID != pay1 || !c.Prepaid() {
 		t.Errorf("ConfirmReservation = %+v", c)
 	}
-	if again, err := db.ConfirmReservation(ctx, r.ID, "pay-1"); err != nil || again.Status != cloud.ReservationConfirmed {
+	if again, err := db.ConfirmReservation(ctx, r.ID, pay1); err != nil || again.Status != cloud.ReservationConfirmed {
 		t.Errorf("ConfirmReservation again with the same payment = %v, %v; want it confirmed, unchanged", again.Status, err)
 	}
 	if _, err := db.ConfirmReservation(ctx, r.ID, "pay-2"); cloud.ErrorCode(err) != cloud.ECONFLICT {

@@ -231,6 +231,7 @@ func runCloud(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}, 30*time.Second, log.With("component", "payments"))
 	})
+	wg.Go(func() { httpapi.RunRefunds(ctx, db, provider, time.Minute, log.With("component", "refunds")) })
 
 	log.Info("gatehouse-cloud started", "api", api, "nats", hub.ClientURL(), "leaf", hub.LeafURL(), "embedded_hub", embedded,
 		"data", dataDir, "version", version)

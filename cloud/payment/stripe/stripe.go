@@ -217,7 +217,7 @@ func (p *Provider) VerifyWebhook(payload []byte, signature string) (payment.Even
 	if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil || pi.ID == "" {
 		return payment.Event{}, &cloud.Error{Code: cloud.EINVALID, Message: "webhook event without a PaymentIntent", Err: err}
 	}
-	out.Reference, out.Amount = pi.ID, pi.Amount
+	out.Reference, out.Amount, out.PaymentID = pi.ID, pi.Amount, pi.Metadata["payment_id"]
 	switch out.Type {
 	case "payment_intent.succeeded":
 		out.Status = payment.StatusSucceeded
