@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -51,6 +52,10 @@ type access struct {
 	// limit is the rate-limit class beside the per-principal one: limitAuth for
 	// credential-checking routes (login, refresh), counted per client address.
 	limit string
+	// audit names the action of a sensitive route (gate commands, role changes, keys,
+	// refunds): a caller refused here is written to the audit log as denied, as the
+	// handler writes the outcome of an allowed one.
+	audit string
 }
 
 // Rate-limit classes of routes.
@@ -129,8 +134,23 @@ func (a *api) register(g fiber.Router, r *route) {
 	}, r.handler)
 }
 
-// check applies r's access rule and rate limits to the request.
+// check applies r's access rule and rate limits to the request, and audits a refusal
+// of a sensitive route.
 func (a *api) check(c *fiber.Ctx, r *route) error {
+	err := a.allow(c, r)
+	if err != nil && r.access.audit != "" {
+		var re *requestError
+		if errors.As(err, &re) && (re.code == cloud.EFORBIDDEN || re.code == cloud.EUNAUTHORIZED) {
+			target := c.Path()
+			a.audit(c, cloud.AuditEntry{Action: r.access.audit, Target: target, Facility: c.Params("facility"),
+				Outcome: cloud.OutcomeDenied, Detail: map[string]any{"reason": re.detail}})
+		}
+	}
+	return err
+}
+
+// allow applies r's access rule and rate limits to the request.
+func (a *api) allow(c *fiber.Ctx, r *route) error {
 	if r.access.limit == limitAuth {
 		if err := a.limits.allow(limitAuth, a.clientIP(c)); err != nil {
 			a.metrics.limited.WithLabelValues(limitAuth).Inc()

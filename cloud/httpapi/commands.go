@@ -104,14 +104,15 @@ const (
 
 func (a *api) commandRoutes() []*route {
 	// API keys never command gates: no scope.
-	acc := access{roles: staff, scoped: true}
+	open := access{roles: staff, scoped: true, audit: "gate.open"}
+	count := access{roles: staff, scoped: true, audit: "zone.count"}
 	return []*route{
 		{method: fiber.MethodPost, path: "/facilities/:facility/lanes/:lane/open", tag: "operations",
 			summary: "Open a lane's barrier for one vehicle, by the operator's hand (sent to the garage, audited)",
-			access:  acc, request: OpenLaneRequest{}, response: CommandResult{}, handler: a.openLane},
+			access:  open, request: OpenLaneRequest{}, response: CommandResult{}, handler: a.openLane},
 		{method: fiber.MethodPost, path: "/facilities/:facility/zones/:zone/count", tag: "operations",
 			summary: "Set a zone's count after a recount (sent to the garage, audited)",
-			access:  acc, request: CountRequest{}, response: CommandResult{}, handler: a.resetCount},
+			access:  count, request: CountRequest{}, response: CommandResult{}, handler: a.resetCount},
 	}
 }
 

@@ -270,7 +270,7 @@ func (a *api) paymentRoutes() []*route {
 			access:  access{roles: anyRole}, handler: a.receiptPDF},
 		{method: fiber.MethodPost, path: "/payments/:id/refunds", tag: "payments",
 			summary: "Refund part or all of a payment, never more than remains; managers of its facility" + idem,
-			access:  access{roles: managers}, request: RefundRequest{}, response: Refund{}, status: http.StatusCreated,
+			access:  access{roles: managers, audit: "payment.refund"}, request: RefundRequest{}, response: Refund{}, status: http.StatusCreated,
 			handler: a.createRefund},
 		{method: fiber.MethodGet, path: "/me/payments", tag: "drivers",
 			summary: "The driver's payments, the newest first", access: driver,
