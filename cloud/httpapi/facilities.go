@@ -343,7 +343,7 @@ func (a *api) facilityRoutes() []*route {
 		{method: fiber.MethodPatch, path: "/facilities/:facility/levels/:level", tag: "facilities", summary: "Change a level",
 			access: write, request: LevelPatch{}, response: Level{}, handler: a.patchLevel},
 		{method: fiber.MethodDelete, path: "/facilities/:facility/levels/:level", tag: "facilities",
-			summary: "Remove a level (refused while zones are on it)", access: write, status: fiber.StatusNoContent, handler: a.deleteLevel},
+			summary: "Remove a level (refused while zones are on it)", access: write, status: fiber.StatusNoContent, handler: a.deleteLayout("level", a.db.DeleteLevel)},
 
 		{method: fiber.MethodGet, path: "/facilities/:facility/zones", tag: "facilities", summary: "A facility's configured zones",
 			access: read, response: Page[Zone]{}, handler: a.listZones},
@@ -352,7 +352,7 @@ func (a *api) facilityRoutes() []*route {
 		{method: fiber.MethodPatch, path: "/facilities/:facility/zones/:zone", tag: "facilities", summary: "Change a zone",
 			access: write, request: ZonePatch{}, response: Zone{}, handler: a.patchZone},
 		{method: fiber.MethodDelete, path: "/facilities/:facility/zones/:zone", tag: "facilities",
-			summary: "Remove a zone (refused while it has spots)", access: write, status: fiber.StatusNoContent, handler: a.deleteZone},
+			summary: "Remove a zone (refused while it has spots)", access: write, status: fiber.StatusNoContent, handler: a.deleteLayout("zone", a.db.DeleteZone)},
 
 		{method: fiber.MethodGet, path: "/facilities/:facility/spots", tag: "facilities", summary: "A facility's spots",
 			access: read, query: append(slices.Clone(facilityListQuery), param{name: "zone", typ: "string", description: "only this zone's spots"}),
@@ -362,7 +362,7 @@ func (a *api) facilityRoutes() []*route {
 		{method: fiber.MethodPatch, path: "/facilities/:facility/spots/:spot", tag: "facilities", summary: "Change a spot",
 			access: write, request: SpotPatch{}, response: Spot{}, handler: a.patchSpot},
 		{method: fiber.MethodDelete, path: "/facilities/:facility/spots/:spot", tag: "facilities", summary: "Remove a spot",
-			access: write, status: fiber.StatusNoContent, handler: a.deleteSpot},
+			access: write, status: fiber.StatusNoContent, handler: a.deleteLayout("spot", a.db.DeleteSpot)},
 	}
 }
 
@@ -556,25 +556,6 @@ func (a *api) patchLevel(c *fiber.Ctx) error {
 	return c.JSON(Level{ID: l.ID, Name: l.Name, Ordinal: l.Ordinal})
 }
 
-func (a *api) deleteLevel(c *fiber.Ctx) error {
-	id, err := facilityParam(c)
-	if err != nil {
-		return err
-	}
-	lid, err := layoutParam(c, "level")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := opContext(c)
-	defer cancel()
-	v, err := a.db.DeleteLevel(ctx, id, lid)
-	if err != nil {
-		return err
-	}
-	a.layoutChanged(c, "level.delete", "level:"+id+"/"+lid, id, v)
-	return c.SendStatus(fiber.StatusNoContent)
-}
-
 func (a *api) listZones(c *fiber.Ctx) error {
 	ctx, cancel := opContext(c)
 	defer cancel()
@@ -653,25 +634,6 @@ func (a *api) patchZone(c *fiber.Ctx) error {
 	}
 	a.layoutChanged(c, "zone.update", "zone:"+id+"/"+zid, id, v)
 	return c.JSON(zoneOut(z))
-}
-
-func (a *api) deleteZone(c *fiber.Ctx) error {
-	id, err := facilityParam(c)
-	if err != nil {
-		return err
-	}
-	zid, err := layoutParam(c, "zone")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := opContext(c)
-	defer cancel()
-	v, err := a.db.DeleteZone(ctx, id, zid)
-	if err != nil {
-		return err
-	}
-	a.layoutChanged(c, "zone.delete", "zone:"+id+"/"+zid, id, v)
-	return c.SendStatus(fiber.StatusNoContent)
 }
 
 func (a *api) listSpots(c *fiber.Ctx) error {
@@ -753,23 +715,27 @@ func (a *api) patchSpot(c *fiber.Ctx) error {
 	return c.JSON(spotOut(s))
 }
 
-func (a *api) deleteSpot(c *fiber.Ctx) error {
-	id, err := facilityParam(c)
-	if err != nil {
-		return err
+// deleteLayout returns the handler that removes a level, zone or spot (kind, named by
+// the path parameter of that name) with del, then audits and publishes the change.
+func (a *api) deleteLayout(kind string, del func(ctx context.Context, facility, id string) (uint64, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := facilityParam(c)
+		if err != nil {
+			return err
+		}
+		item, err := layoutParam(c, kind)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := opContext(c)
+		defer cancel()
+		v, err := del(ctx, id, item)
+		if err != nil {
+			return err
+		}
+		a.layoutChanged(c, kind+".delete", kind+":"+id+"/"+item, id, v)
+		return c.SendStatus(fiber.StatusNoContent)
 	}
-	sid, err := layoutParam(c, "spot")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := opContext(c)
-	defer cancel()
-	v, err := a.db.DeleteSpot(ctx, id, sid)
-	if err != nil {
-		return err
-	}
-	a.layoutChanged(c, "spot.delete", "spot:"+id+"/"+sid, id, v)
-	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // layoutChanged audits a committed change and publishes the facility's layout.

@@ -159,7 +159,7 @@ func baseSchema(t reflect.Type, schemas map[string]any) map[string]any {
 			return structSchema(t, schemas)
 		}
 		if _, done := schemas[name]; !done {
-			schemas[name] = map[string]any{} // placeholder: recursive types
+			schemas[name] = map[string]any{} // taken before the fields are walked, so a recursive type refers to itself
 			schemas[name] = structSchema(t, schemas)
 		}
 		return map[string]any{"$ref": "#/components/schemas/" + name}
