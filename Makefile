@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 CMDS := gatehouse-edge gatehouse-sim gatehouse-cloud
 FUZZTIME ?= 3s
 
-.PHONY: all build cross deps test test-go fuzz bench bench-lpr demo proto clean
+.PHONY: all build cross deps test test-go fuzz bench bench-lpr lpr-model demo proto clean
 
 all: build
 
@@ -44,6 +44,14 @@ bench-lpr:
 	@.ci/install-deps
 	$(GO) build -tags gocv -o $(BIN)/lprbench ./firmware-adapters/lpr/cmd/lprbench
 	OPENCV_FOR_THREADS_NUM=1 taskset -c 0 $(BIN)/lprbench -data $(LPR_DATA)
+
+# Retrains the plate reader's classifier (firmware-adapters/lpr/model.bin) on
+# plates rendered with Debian's fonts and the pinned web fonts fetch-fonts.sh
+# takes from npm; about 15 minutes on two cores.
+lpr-model:
+	@.ci/install-deps
+	firmware-adapters/lpr/cmd/lprtrain/fetch-fonts.sh $(BIN)/lprfonts
+	$(GO) run -tags gocv ./firmware-adapters/lpr/cmd/lprtrain -webfonts $(BIN)/lprfonts -out firmware-adapters/lpr/model.bin
 
 demo: build
 	@deploy/demo.sh

@@ -7,8 +7,11 @@
 // the spirit of OpenALPR:
 //
 //  1. localisation: adaptive thresholds in both polarities, at three block
-//     sizes and offsets; connected components shaped like characters; chains of
-//     four to ten of similar height on one baseline are candidate plates;
+//     sizes and offsets, and once more with long horizontal runs of ink (a
+//     frame the characters touch) removed; connected components shaped like
+//     characters; chains of four to ten of similar height on one baseline are
+//     candidate plates; text with no room for a plate around it inside the
+//     image (a camera's date caption, a cut-off plate) ranks low;
 //  2. deskew: the chain's baseline angle is rotated out;
 //  3. segmentation: each component of the chain is one character, and a window
 //     one character pitch beyond either end may add one the components missed;

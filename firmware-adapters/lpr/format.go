@@ -46,6 +46,10 @@ var confusable = map[byte]byte{
 	'5': 'S', 'S': '5', '2': 'Z', 'Z': '2', '6': 'G', 'G': '6',
 }
 
+// pairDoubt is, per character, how many nats the classifier's preference for
+// it over its confusable partner counts at most (absent: no limit).
+var pairDoubt = map[byte]float64{'0': 1, 'O': 1}
+
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // choice is one alternative for one position of a plate.
@@ -85,6 +89,24 @@ func decode(probs [][]float32, country Country) (string, string, float64) {
 			}
 			if !found {
 				alts[i] = append(alts[i], choice{q, math.Log(float64(max(p[k], 1e-6)))})
+			}
+			// Within the pair, the glyph's shape counts at most pairDoubt
+			// nats: many plate fonts draw O and 0 (or I and 1, B and 8)
+			// nearly alike, and a classifier trained on other fonts is
+			// sure of the wrong one. The pair's total stays; the
+			// plate's shape decides the split.
+			c := alts[i][0].c
+			pc, pq := float64(p[strings.IndexByte(Classes, c)]), float64(p[k])
+			if d, ok := pairDoubt[c]; ok && pc > 0 && pq > 0 && math.Log(pc/pq) > d {
+				tot, share := pc+pq, 1/(1+math.Exp(-d))
+				for j := range alts[i] {
+					switch alts[i][j].c {
+					case c:
+						alts[i][j].logp = math.Log(tot * share)
+					case q:
+						alts[i][j].logp = math.Log(tot * (1 - share))
+					}
+				}
 			}
 		}
 	}
@@ -157,12 +179,27 @@ func runs(b []byte) int {
 	return r
 }
 
-// shapeScore is the prior of b's shape in nats: the format bonus, less the run
-// penalty.
+// rareLetters are letters a country's standard series leave out, each costing
+// rareLetterCost nats: most US states issue no I, O or Q on standard plates,
+// because they read as 1, 0 and O. Vanity plates may have them; a clear one
+// still wins.
+var rareLetters = map[Country]string{CountryUS: "IOQ"}
+
+const rareLetterCost = 0.7
+
+// shapeScore is the prior of b in nats: the format bonus, less the run penalty
+// and the cost of rare letters.
 func shapeScore(b []byte, country Country) float64 {
 	s := formatsOf[country][shapeOf(b)]
 	if r := runs(b); r > 2 {
 		s -= runPenalty * float64(r-2)
+	}
+	if rare := rareLetters[country]; rare != "" {
+		for _, c := range b {
+			if strings.IndexByte(rare, c) >= 0 {
+				s -= rareLetterCost
+			}
+		}
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 )
 
 // Classes are the characters the glyph classifier tells apart, in the order of
@@ -18,13 +19,78 @@ const Classes = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 const Reject = len(Classes)
 
 // Glyph geometry: every character crop is scaled into a GlyphW×GlyphH grid
-// (aspect kept, centred); the classifier sees those pixels plus the crop's
-// aspect ratio.
+// (stretched to the full width unless it is narrower than FullWidthAspect,
+// centred); the classifier sees those pixels, the crop's aspect ratio and
+// histograms of the grid's edge directions (orientationFeatures).
 const (
-	GlyphW        = 16
-	GlyphH        = 24
-	GlyphFeatures = GlyphW*GlyphH + 1
+	GlyphW = 16
+	GlyphH = 24
+	// FullWidthAspect is the width/height ratio from which a glyph fills the
+	// grid's width: a narrow plate font's 0 (about 0.42) and a wide one's
+	// (0.6 and more) then look alike; narrower glyphs (1, I) keep their
+	// proportion to it, and the aspect feature tells the shapes apart.
+	FullWidthAspect = 0.4
+	// Edge directions are counted in cells of orientCell×orientCell pixels,
+	// in orientBins directions (signed: ink is always high, so the side the
+	// ink lies on is known).
+	orientCell     = 4
+	orientBins     = 8
+	orientFeatures = (GlyphW / orientCell) * (GlyphH / orientCell) * orientBins
+	// The features, in order: the pixels, the aspect ratio, the width
+	// relative to the line's median character, the edge directions.
+	featAspect    = GlyphW * GlyphH
+	featWidth     = featAspect + 1
+	featOrient    = featWidth + 1
+	GlyphFeatures = featOrient + orientFeatures
 )
+
+// orientationFeatures fills x[featOrient:] from the glyph's pixels in
+// x[:GlyphW*GlyphH] (ink 1, paper 0): per cell, the gradient magnitude by
+// direction, split linearly between the two nearest directions, the whole
+// scaled to a fixed norm. They describe where strokes run rather than where
+// ink is, which changes less with stroke weight, blur and a slightly shifted
+// crop than the pixels do.
+func orientationFeatures(x []float32) {
+	pix := x[:GlyphW*GlyphH]
+	out := x[featOrient:GlyphFeatures]
+	clear(out)
+	at := func(xx, yy int) float32 {
+		xx = max(0, min(xx, GlyphW-1))
+		yy = max(0, min(yy, GlyphH-1))
+		return pix[yy*GlyphW+xx]
+	}
+	const cellsX = GlyphW / orientCell
+	for yy := 0; yy < GlyphH; yy++ {
+		for xx := 0; xx < GlyphW; xx++ {
+			gx := float64(at(xx+1, yy) - at(xx-1, yy))
+			gy := float64(at(xx, yy+1) - at(xx, yy-1))
+			m := math.Hypot(gx, gy)
+			if m < 1e-6 {
+				continue
+			}
+			a := math.Atan2(gy, gx) // -π..π
+			f := (a + math.Pi) / (2 * math.Pi) * orientBins
+			b0 := int(f) % orientBins
+			w1 := f - math.Floor(f)
+			b1 := (b0 + 1) % orientBins
+			cell := ((yy/orientCell)*cellsX + xx/orientCell) * orientBins
+			out[cell+b0] += float32(m * (1 - w1))
+			out[cell+b1] += float32(m * w1)
+		}
+	}
+	var ss float64
+	for _, v := range out {
+		ss += float64(v) * float64(v)
+	}
+	if ss < 1e-12 {
+		return
+	}
+	// Norm 4: entries then lie mostly between 0 and 1, like the pixels.
+	k := float32(4 / math.Sqrt(ss))
+	for i := range out {
+		out[i] *= k
+	}
+}
 
 // network is a one-hidden-layer perceptron with ReLU and softmax: small enough
 // to run in well under a millisecond per glyph on a Raspberry Pi, and trained
@@ -122,6 +188,9 @@ type TrainOptions struct {
 	Hidden, Epochs int
 	Rate           float32
 	Seed           uint64
+	// Workers is how many goroutines share each minibatch; 0 means 1. The
+	// same samples, options and Workers give the same model.
+	Workers int
 	// Progress, if set, is called after every epoch with the training accuracy.
 	Progress func(epoch int, acc float64)
 }
@@ -149,9 +218,10 @@ func Train(samples []GlyphSample, o TrainOptions) ([]byte, error) {
 	}
 	vw1, vb1 := make([]float32, len(n.w1)), make([]float32, len(n.b1))
 	vw2, vb2 := make([]float32, len(n.w2)), make([]float32, len(n.b2))
-	gw1, gb1 := make([]float32, len(n.w1)), make([]float32, len(n.b1))
-	gw2, gb2 := make([]float32, len(n.w2)), make([]float32, len(n.b2))
-	h, p, dh := make([]float32, n.hid), make([]float32, n.out), make([]float32, n.hid)
+	workers := make([]*trainer, max(1, o.Workers))
+	for i := range workers {
+		workers[i] = newTrainer(n)
+	}
 	order := make([]int, len(samples))
 	for i := range order {
 		order[i] = i
@@ -164,43 +234,27 @@ func Train(samples []GlyphSample, o TrainOptions) ([]byte, error) {
 		correct := 0
 		for start := 0; start < len(order); start += batch {
 			end := min(start+batch, len(order))
-			clear(gw1)
-			clear(gb1)
-			clear(gw2)
-			clear(gb2)
-			for _, idx := range order[start:end] {
-				s := samples[idx]
-				n.forward(s.X, h, p)
-				best := 0
-				for k := range p {
-					if p[k] > p[best] {
-						best = k
-					}
-				}
-				if best == s.Class {
-					correct++
-				}
-				p[s.Class] -= 1 // dLoss/dlogits of softmax cross-entropy
-				clear(dh)
-				for k := 0; k < n.out; k++ {
-					g := p[k]
-					gb2[k] += g
-					w := n.w2[k*n.hid : (k+1)*n.hid]
-					gw := gw2[k*n.hid : (k+1)*n.hid]
-					for j := range h {
-						gw[j] += g * h[j]
-						dh[j] += g * w[j]
-					}
-				}
-				for j := 0; j < n.hid; j++ {
-					if h[j] <= 0 {
-						continue
-					}
-					g := dh[j]
-					gb1[j] += g
-					gw := gw1[j*n.in : (j+1)*n.in]
-					for i, v := range s.X {
-						gw[i] += g * v
+			// Each worker takes an equal share of the batch; their gradients
+			// are summed in worker order, so the model does not depend on
+			// which goroutine finished first.
+			var wg sync.WaitGroup
+			share := (end - start + len(workers) - 1) / len(workers)
+			for w, t := range workers {
+				lo, hi := min(start+w*share, end), min(start+(w+1)*share, end)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					t.gradients(samples, order[lo:hi])
+				}()
+			}
+			wg.Wait()
+			g := workers[0]
+			correct += g.correct
+			for _, t := range workers[1:] {
+				correct += t.correct
+				for _, p := range [][2][]float32{{g.gw1, t.gw1}, {g.gb1, t.gb1}, {g.gw2, t.gw2}, {g.gb2, t.gb2}} {
+					for i, v := range p[1] {
+						p[0][i] += v
 					}
 				}
 			}
@@ -211,14 +265,77 @@ func Train(samples []GlyphSample, o TrainOptions) ([]byte, error) {
 					w[i] += v[i]
 				}
 			}
-			step(n.w1, vw1, gw1)
-			step(n.b1, vb1, gb1)
-			step(n.w2, vw2, gw2)
-			step(n.b2, vb2, gb2)
+			step(n.w1, vw1, g.gw1)
+			step(n.b1, vb1, g.gb1)
+			step(n.w2, vw2, g.gw2)
+			step(n.b2, vb2, g.gb2)
 		}
 		if o.Progress != nil {
 			o.Progress(ep+1, float64(correct)/float64(len(samples)))
 		}
 	}
 	return n.encode(), nil
+}
+
+// trainer holds one goroutine's share of a minibatch: its gradients and its
+// scratch space.
+type trainer struct {
+	n                  *network
+	gw1, gb1, gw2, gb2 []float32
+	h, p, dh           []float32
+	correct            int
+}
+
+func newTrainer(n *network) *trainer {
+	return &trainer{n: n,
+		gw1: make([]float32, len(n.w1)), gb1: make([]float32, len(n.b1)),
+		gw2: make([]float32, len(n.w2)), gb2: make([]float32, len(n.b2)),
+		h: make([]float32, n.hid), p: make([]float32, n.out), dh: make([]float32, n.hid)}
+}
+
+// gradients sets t's gradients to the sum over samples[idx] of the softmax
+// cross-entropy loss's gradient, and t.correct to how many were classified right.
+func (t *trainer) gradients(samples []GlyphSample, idx []int) {
+	n, h, p, dh := t.n, t.h, t.p, t.dh
+	clear(t.gw1)
+	clear(t.gb1)
+	clear(t.gw2)
+	clear(t.gb2)
+	t.correct = 0
+	for _, i := range idx {
+		s := samples[i]
+		n.forward(s.X, h, p)
+		best := 0
+		for k := range p {
+			if p[k] > p[best] {
+				best = k
+			}
+		}
+		if best == s.Class {
+			t.correct++
+		}
+		p[s.Class] -= 1 // dLoss/dlogits of softmax cross-entropy
+		clear(dh)
+		for k := 0; k < n.out; k++ {
+			g := p[k]
+			t.gb2[k] += g
+			w := n.w2[k*n.hid : (k+1)*n.hid]
+			gw := t.gw2[k*n.hid : (k+1)*n.hid]
+			for j := range h {
+				gw[j] += g * h[j]
+				dh[j] += g * w[j]
+			}
+		}
+		for j := 0; j < n.hid; j++ {
+			if h[j] <= 0 {
+				continue
+			}
+			g := dh[j]
+			t.gb1[j] += g
+			gw := t.gw1[j*n.in : (j+1)*n.in]
+			for i, v := range s.X {
+				gw[i] += g * v
+			}
+		}
+	}
 }

@@ -77,6 +77,8 @@ type Plate struct {
 	Chars []image.Rectangle
 	// Angle is the skew of the character line in degrees (positive: rising).
 	Angle float64
+
+	cut bool // the outline runs off the image and Box is clipped
 }
 
 // checkMat validates m before any OpenCV call on it.
@@ -177,43 +179,7 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 	if err := checkMat(img); err != nil {
 		return nil, err
 	}
-	gray := gocv.NewMat()
-	defer gray.Close()
-	switch img.Type() {
-	case gocv.MatTypeCV8UC3:
-		gocv.CvtColor(img, &gray, gocv.ColorBGRToGray)
-	case gocv.MatTypeCV8UC4:
-		gocv.CvtColor(img, &gray, gocv.ColorBGRAToGray)
-	default:
-		img.CopyTo(&gray)
-	}
-	g := &grey{w: gray.Cols(), h: gray.Rows(), mat: gray}
-	defer g.close()
-
-	var found []Plate
-	for _, b := range passes {
-		for _, dark := range []bool{true, false} {
-			for _, ln := range g.lines(dark, b) {
-				if p, ok := r.readLine(g, ln, dark); ok {
-					found = append(found, p)
-				}
-			}
-		}
-	}
-	// Small text beside taller characters is a state name, a slogan or a
-	// sticker: it ranks below the plate it belongs to.
-	score := make([]float64, len(found))
-	for i, p := range found {
-		score[i] = p.score(r.country)
-		hp := p.charHeight()
-		near := p.Box.Inset(-int(2 * hp))
-		for _, q := range found {
-			if q.Confidence > 0.3 && q.charHeight() > smallTextRatio*hp && near.Overlaps(q.Box) {
-				score[i] -= smallTextCost
-				break
-			}
-		}
-	}
+	found, score := r.candidates(img)
 	idx := make([]int, len(found))
 	for i := range idx {
 		idx[i] = i
@@ -244,6 +210,78 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 	return out, nil
 }
 
+// candidates reads every line of img (checked by the caller) and returns the
+// plates read with their ranking scores, unsorted.
+func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
+	gray := gocv.NewMat()
+	defer gray.Close()
+	switch img.Type() {
+	case gocv.MatTypeCV8UC3:
+		gocv.CvtColor(img, &gray, gocv.ColorBGRToGray)
+	case gocv.MatTypeCV8UC4:
+		gocv.CvtColor(img, &gray, gocv.ColorBGRAToGray)
+	default:
+		img.CopyTo(&gray)
+	}
+	g := &grey{w: gray.Cols(), h: gray.Rows(), mat: gray}
+	defer g.close()
+
+	var found []Plate
+	// The binarizations often find the same line with the same components;
+	// it reads the same every time, so it is read once.
+	seen := make(map[string]bool)
+	for _, b := range passes {
+		for _, dark := range []bool{true, false} {
+			for _, ln := range g.lines(dark, b) {
+				k := ln.key(dark)
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				if p, ok := r.readLine(g, ln, dark); ok {
+					found = append(found, p)
+				}
+			}
+		}
+	}
+	// Part of a line is on the same plate as the whole line: when the
+	// whole runs off the image, so does the plate of the part, although
+	// the part's own outline may fit.
+	cut := make([]bool, len(found))
+	for i, p := range found {
+		cut[i] = p.cut
+		if cut[i] {
+			continue
+		}
+		hp := p.charHeight()
+		u := p.charBox()
+		for _, q := range found {
+			if q.cut && u.In(q.Box) && similar(hp, q.charHeight()) {
+				cut[i] = true
+				break
+			}
+		}
+	}
+	// Small text beside taller characters is a state name, a slogan or a
+	// sticker: it ranks below the plate it belongs to.
+	score := make([]float64, len(found))
+	for i, p := range found {
+		score[i] = p.score(r.country)
+		hp := p.charHeight()
+		if cut[i] {
+			score[i] -= cutCost
+		}
+		near := p.Box.Inset(-int(2 * hp))
+		for _, q := range found {
+			if q.Confidence > 0.3 && q.charHeight() > smallTextRatio*hp && near.Overlaps(q.Box) {
+				score[i] -= smallTextCost
+				break
+			}
+		}
+	}
+	return found, score
+}
+
 // score ranks candidate plates: confident, format-fitting, of plate length.
 func (p Plate) score(country Country) float64 {
 	s := p.Confidence
@@ -258,6 +296,19 @@ func (p Plate) score(country Country) float64 {
 	}
 	return s
 }
+
+// charBox is the union of p's characters.
+func (p Plate) charBox() image.Rectangle {
+	var u image.Rectangle
+	for _, c := range p.Chars {
+		u = u.Union(c)
+	}
+	return u
+}
+
+// similar reports whether two character heights are within a quarter of
+// each other, as groupLines chains them.
+func similar(a, b float64) bool { return min(a, b) >= 0.75*max(a, b) }
 
 // charHeight is the median height of p's characters.
 func (p Plate) charHeight() float64 {
@@ -348,6 +399,11 @@ type binarization struct {
 	block float64
 	c     float32
 	scale float64
+	// unframe removes long horizontal runs of ink before the components are
+	// labelled: a plate frame or a dealer's band that the characters touch
+	// joins them all into one component, and no character has a horizontal
+	// stroke as long as the frame.
+	unframe bool
 }
 
 // lines finds the character lines of g with b, on g reduced to b.scale when
@@ -380,13 +436,21 @@ func (g *grey) lines(dark bool, b binarization) []line {
 // passes are the binarizations every image goes through: the first finds
 // most plates; the second, with a smaller block and offset, keeps thin and
 // faint strokes whole and cuts characters off a frame they touch.
-var passes = []binarization{{1, 7, 0}, {0.5, 4, 0}, {2, 7, 0}}
+var passes = []binarization{{1, 7, 0, false}, {0.5, 4, 0, false}, {2, 7, 0, false}, {1, 7, 0, true}}
 
 // findLines binarizes g for dark characters on a light plate (or the reverse)
 // and groups the components into lines of four to ten characters.
 func findLines(g *grey, dark bool, b binarization) []line {
-	bin := gocv.NewMat()
+	bin := binarize(g, dark, b)
 	defer bin.Close()
+	cs := components(bin, 9, g.h/4)
+	return groupLines(cs)
+}
+
+// binarize thresholds g with b: ink (dark characters, or light ones with
+// dark false) is 255. The caller closes the Mat.
+func binarize(g *grey, dark bool, b binarization) gocv.Mat {
+	bin := gocv.NewMat()
 	typ := gocv.ThresholdBinaryInv
 	if !dark {
 		typ = gocv.ThresholdBinary
@@ -398,8 +462,22 @@ func findLines(g *grey, dark bool, b binarization) []line {
 		c = -c
 	}
 	gocv.AdaptiveThreshold(g.mat, &bin, 255, gocv.AdaptiveThresholdMean, typ, block, c)
-	cs := components(bin, 9, g.h/4)
-	return groupLines(cs)
+	if b.unframe {
+		// Runs longer than the block: characters as tall as the block (the
+		// size this binarization finds best) are narrower. The runs are
+		// widened by a pixel up and down so that the rough edge of a band
+		// does not keep the characters joined.
+		k := gocv.GetStructuringElement(gocv.MorphRect, image.Pt(block, 1))
+		runs := gocv.NewMat()
+		gocv.MorphologyEx(bin, &runs, gocv.MorphOpen, k)
+		k.Close()
+		k = gocv.GetStructuringElement(gocv.MorphRect, image.Pt(1, 3))
+		gocv.Dilate(runs, &runs, k)
+		k.Close()
+		gocv.Subtract(bin, runs, &bin)
+		runs.Close()
+	}
+	return bin
 }
 
 // groupLines chains components left to right: each one links to the nearest
@@ -453,6 +531,22 @@ func groupLines(cs []comp) []line {
 	return out
 }
 
+// key identifies ln read in the polarity dark: its components' boxes.
+func (ln line) key(dark bool) string {
+	b := make([]byte, 0, 1+16*len(ln.chars))
+	if dark {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	for _, c := range ln.chars {
+		for _, v := range []int{c.r.Min.X, c.r.Min.Y, c.r.Max.X, c.r.Max.Y} {
+			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		}
+	}
+	return string(b)
+}
+
 // newLine fits the baseline angle and the median height of chars.
 func newLine(ch []comp) line {
 	hs := make([]float64, len(ch))
@@ -497,6 +591,12 @@ const (
 	endMinProb   = 0.6
 	endCost      = 0.03
 )
+
+// A candidate whose plate outline (plateBox) runs off the image costs cutCost:
+// a plate has a rim around its characters, so text without room for one is
+// either a plate the picture cuts off, which cannot be read whole, or a
+// caption the camera prints near the border (a date and time).
+const cutCost = 0.5
 
 // A candidate near characters smallTextRatio times as tall as its own is
 // small text (a state name, a slogan, a sticker) and costs smallTextCost.
@@ -565,24 +665,30 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		for _, c := range kept {
 			u = u.Union(c)
 		}
-		p.Box, p.Chars = plateBox(u, ln, r.country, g), kept
+		out := plateBox(u, ln.h, r.country)
+		bounds := image.Rect(0, 0, g.w, g.h)
+		p.Box, p.Chars, p.cut = out.Intersect(bounds), kept, !out.In(bounds.Inset(1))
 		return p
 	}
 	best := finish(probs, kept, keepLog)
 	if dropped > 0 {
 		return best, true
 	}
-	// A character at either end that is no component of its own: the
-	// reading with it competes with the reading without.
-	var endP [2][]float32
-	for side, alts := range gl.ends {
+	// sure returns the reading of the window, among alts, that the classifier
+	// is surest is a character, or nil if it is sure of none.
+	sure := func(alts [][]float32) []float32 {
+		var surest []float32
 		for _, x := range alts {
 			p := classify(x)
-			if float64(p[Reject]) < endMaxReject && max32(p[:Reject]) >= endMinProb && (endP[side] == nil || p[Reject] < endP[side][Reject]) {
-				endP[side] = p
+			if float64(p[Reject]) < endMaxReject && max32(p[:Reject]) >= endMinProb && (surest == nil || p[Reject] < surest[Reject]) {
+				surest = p
 			}
 		}
+		return surest
 	}
+	// A character at either end that is no component of its own: the
+	// reading with it competes with the reading without.
+	endP := [2][]float32{sure(gl.ends[0]), sure(gl.ends[1])}
 	baseProbs, baseKept, baseLog := probs, kept, keepLog
 	for _, use := range [][2]bool{{true, false}, {false, true}, {true, true}} {
 		if use[0] && endP[0] == nil || use[1] && endP[1] == nil {
@@ -710,20 +816,29 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 		nx := cos*dx - sin*dy + float64(center.X)
 		ny := sin*dx + cos*dy + float64(center.Y)
 		w, hh := float64(c.r.Dx()), float64(c.r.Dy())
-		box := image.Rect(int(nx-w/2-0.5), int(ny-hh/2-0.5), int(nx+w/2+1.5), int(ny+hh/2+1.5))
+		boxes = append(boxes, image.Rect(int(nx-w/2-0.5), int(ny-hh/2-0.5), int(nx+w/2+1.5), int(ny+hh/2+1.5)))
+	}
+	// Widths are also given relative to the line's median character: an O
+	// is wider than the 0 of the same font, an M than an N.
+	var ws []float64
+	for _, b := range boxes {
+		ws = append(ws, float64(b.Dx()))
+	}
+	sort.Float64s(ws)
+	mw := ws[len(ws)/2]
+	for _, box := range boxes {
 		x := make([]float32, GlyphFeatures)
-		if !glyphFeatures(straight, box, dark, x) {
+		if !glyphFeatures(straight, box, dark, mw, x) {
 			return gl, false
 		}
 		xs = append(xs, x)
-		boxes = append(boxes, box)
 	}
 	gl.xs = xs
 	if parts {
 		for i := 0; i+1 < len(boxes); i++ {
 			pair := boxes[i].Union(boxes[i+1])
 			x := make([]float32, GlyphFeatures)
-			if glyphFeatures(straight, pair, dark, x) {
+			if glyphFeatures(straight, pair, dark, mw, x) {
 				gl.xs = append(gl.xs, x)
 			}
 		}
@@ -731,17 +846,12 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 	}
 	// The end windows: one pitch beyond the first and the last character, as
 	// high as the line, trimmed to the ink they hold.
-	var ps, ws []float64
-	for i, b := range boxes {
-		ws = append(ws, float64(b.Dx()))
-		if i > 0 {
-			ps = append(ps, float64(b.Min.X+b.Max.X-boxes[i-1].Min.X-boxes[i-1].Max.X)/2)
-		}
+	var ps []float64
+	for i := 1; i < len(boxes); i++ {
+		ps = append(ps, float64(boxes[i].Min.X+boxes[i].Max.X-boxes[i-1].Min.X-boxes[i-1].Max.X)/2)
 	}
 	sort.Float64s(ps)
-	sort.Float64s(ws)
 	gl.pitch = ps[len(ps)/2]
-	mw := ws[len(ws)/2]
 	first, last := boxes[0], boxes[len(boxes)-1]
 	for side, b := range []image.Rectangle{first, last} {
 		dir := float64(2*side - 1)
@@ -760,7 +870,7 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 				continue
 			}
 			x := make([]float32, GlyphFeatures)
-			if glyphFeatures(straight, win, dark, x) {
+			if glyphFeatures(straight, win, dark, mw, x) {
 				gl.ends[side] = append(gl.ends[side], x)
 			}
 		}
@@ -814,8 +924,9 @@ func inkColumns(img gocv.Mat, box image.Rectangle, dark bool) image.Rectangle {
 }
 
 // plateBox estimates the plate's outline from its characters' union u: plates
-// are larger than their text by a margin that depends on the country.
-func plateBox(u image.Rectangle, ln line, country Country, g *grey) image.Rectangle {
+// are larger than their text by a margin that depends on the country. The
+// outline may run off the image; the caller clips it.
+func plateBox(u image.Rectangle, lineH float64, country Country) image.Rectangle {
 	var top, bottom, side float64
 	switch country {
 	case CountryUS: // characters fill about half the height of a 12×6 in plate
@@ -825,25 +936,27 @@ func plateBox(u image.Rectangle, ln line, country Country, g *grey) image.Rectan
 	}
 	h := float64(u.Dy())
 	w := float64(u.Dx())
-	left := side * ln.h
+	left := side * lineH
 	if country != CountryUS {
-		left = 0.12*w + side*ln.h
+		left = 0.12*w + side*lineH
 	}
-	b := image.Rect(u.Min.X-int(left), u.Min.Y-int(top*h), u.Max.X+int(side*ln.h), u.Max.Y+int(bottom*h))
-	return b.Intersect(image.Rect(0, 0, g.w, g.h))
+	return image.Rect(u.Min.X-int(left), u.Min.Y-int(top*h), u.Max.X+int(side*lineH), u.Max.Y+int(bottom*h))
 }
 
 // glyphFeatures fills x with the features of the character in box of img (a
-// deskewed grey crop): its pixels scaled into GlyphW×GlyphH with the aspect kept,
-// ink 1 and paper 0, and its aspect ratio. It reports false for a box outside img.
-func glyphFeatures(img gocv.Mat, box image.Rectangle, dark bool, x []float32) bool {
+// deskewed grey crop): its pixels scaled into GlyphW×GlyphH (see
+// FullWidthAspect), ink 1 and paper 0, its aspect ratio, its width relative to
+// lineWidth (the line's median character width) and the pixels' edge
+// directions. It reports false for a box outside img.
+func glyphFeatures(img gocv.Mat, box image.Rectangle, dark bool, lineWidth float64, x []float32) bool {
 	box = box.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
 	if box.Dx() < 2 || box.Dy() < 4 {
 		return false
 	}
 	sub := img.Region(box)
 	defer sub.Close()
-	tw := int(math.Round(float64(box.Dx()) * GlyphH / float64(box.Dy())))
+	aspect := float64(box.Dx()) / float64(box.Dy())
+	tw := int(math.Round(GlyphW * aspect / FullWidthAspect))
 	tw = max(1, min(tw, GlyphW))
 	small := gocv.NewMat()
 	defer small.Close()
@@ -868,6 +981,8 @@ func glyphFeatures(img gocv.Mat, box image.Rectangle, dark bool, x []float32) bo
 			x[yy*GlyphW+off+xx] = v
 		}
 	}
-	x[GlyphW*GlyphH] = float32(box.Dx()) / float32(box.Dy())
+	x[featAspect] = float32(aspect)
+	x[featWidth] = float32(float64(box.Dx()) / max(lineWidth, 1))
+	orientationFeatures(x)
 	return true
 }

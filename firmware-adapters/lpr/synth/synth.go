@@ -58,11 +58,16 @@ func Fonts(names ...string) []string {
 	return out
 }
 
-// LoadFont parses a TrueType or OpenType font file.
+// LoadFont parses a TrueType, OpenType or WOFF 1.0 font file.
 func LoadFont(path string) (*opentype.Font, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if len(b) >= 4 && string(b[:4]) == "wOFF" {
+		if b, err = WOFFToSFNT(b); err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
 	}
 	return opentype.Parse(b)
 }

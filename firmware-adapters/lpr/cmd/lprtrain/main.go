@@ -25,7 +25,12 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr/synth"
@@ -43,6 +48,11 @@ var TrainFonts = []string{
 	// Narrow capitals like US plate fonts, and plain legible shapes like DIN.
 	"BebasNeue-Regular.otf", "BebasNeue-Bold.otf", "OpenSans-CondBold.ttf", "OpenSans-Semibold.ttf",
 	"B612-Regular.otf", "B612-Bold.otf", "LeagueSpartan-Bold.otf", "Cantarell-Bold.otf",
+	// DIN 1451 (German and many other European plates), humanist and
+	// condensed shapes.
+	"OSP-DIN.ttf", "Cabin-Medium.otf", "Cabin-Bold.otf", "YanoneKaffeesatz-Regular.otf", "YanoneKaffeesatz-Bold.otf",
+	"Lato-Medium.ttf", "Lato-Bold.ttf", "Jura-Medium.otf", "Jura-Bold.otf", "ClearSans-Medium.ttf", "ClearSans-Bold.ttf",
+	"Manrope-Medium.ttf", "Manrope-Bold.ttf",
 }
 
 func main() {
@@ -51,10 +61,20 @@ func main() {
 	hidden := flag.Int("hidden", 256, "hidden units")
 	epochs := flag.Int("epochs", 14, "training epochs")
 	seed := flag.Uint64("seed", 1, "random seed")
+	webfonts := flag.String("webfonts", "", "folder fetch-fonts.sh filled: its */*.woff are drawn with too")
 	flag.Parse()
 
+	paths := synth.Fonts(TrainFonts...)
+	if *webfonts != "" {
+		m, err := filepath.Glob(filepath.Join(*webfonts, "*", "*.woff"))
+		if err != nil || len(m) == 0 {
+			log.Fatalf("lprtrain: no fonts in %s: run fetch-fonts.sh %[1]s", *webfonts)
+		}
+		sort.Strings(m)
+		paths = append(paths, m...)
+	}
 	var fonts []*opentype.Font
-	for _, p := range synth.Fonts(TrainFonts...) {
+	for _, p := range paths {
 		f, err := synth.LoadFont(p)
 		if err != nil {
 			log.Printf("skip %s: %v", p, err)
@@ -66,60 +86,39 @@ func main() {
 		log.Fatal("lprtrain: no fonts found: apt-get install fonts-dejavu-core")
 	}
 	log.Printf("%d fonts", len(fonts))
+	// Plates are rendered and segmented by as many workers as there are
+	// cores; plate i draws everything from its own generator, and the
+	// results are gathered in plate order, so the data do not depend on the
+	// number of workers.
+	type result struct {
+		samples, rejects []lpr.GlyphSample
+		ok               bool
+	}
+	results := make([]result, *plates)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= *plates {
+					return
+				}
+				rng := rand.New(rand.NewPCG(*seed, uint64(i)))
+				results[i].samples, results[i].rejects, results[i].ok = renderPlate(fonts, rng)
+			}
+		}()
+	}
+	wg.Wait()
 	rng := rand.New(rand.NewPCG(*seed, 99))
 	var samples, rejects []lpr.GlyphSample
 	used, skipped := 0, 0
-	for i := 0; i < *plates; i++ {
-		text := randomText(rng)
-		p := synth.Plate{
-			Text: text, Style: synth.Style(rng.IntN(2)), Font: fonts[rng.IntN(len(fonts))],
-			CharHeight: 12 + rng.IntN(30), Tilt: rng.NormFloat64() * 4, Perspective: rng.Float64() * 0.15,
-			Blur: rng.Float64() * 1.4, Noise: rng.Float64() * 12, Quality: 25 + rng.IntN(65), Inverse: rng.IntN(8) == 0,
-			Clutter: rng.IntN(4) > 0, Squeeze: 0.75 + rng.Float64()*0.45, Weight: rng.IntN(7) - 3,
-		}
-		r, err := synth.Render(p, rng)
-		if err != nil {
-			skipped++
-			continue
-		}
-		lines, err := lpr.SegmentGlyphs(r.Image)
-		r.Image.Close()
-		if err != nil {
-			skipped++
-			continue
-		}
-		chars := strings.ReplaceAll(text, " ", "")
-		tb := r.TextBox.Inset(-max(2, r.TextBox.Dy()/8))
-		ok := false
-		for _, ln := range lines {
-			// The line's characters inside the text, in order; what lies outside
-			// the plate, or beside the text on it, is not a character. Small
-			// text above and below US characters is real text: left out.
-			var in []int
-			for k, c := range ln.Chars {
-				ctr := image.Pt((c.Min.X+c.Max.X)/2, (c.Min.Y+c.Max.Y)/2)
-				switch {
-				case ctr.In(tb) && c.In(tb):
-					in = append(in, k)
-				case !ctr.In(r.PlateBox) || (ctr.Y >= r.TextBox.Min.Y && ctr.Y < r.TextBox.Max.Y):
-					rejects = append(rejects, lpr.GlyphSample{X: ln.Features[k], Class: lpr.Reject})
-				}
-			}
-			if len(in) == 0 {
-				continue
-			}
-			for _, x := range ln.Parts {
-				rejects = append(rejects, lpr.GlyphSample{X: x, Class: lpr.Reject})
-			}
-			if len(in) != len(chars) {
-				continue
-			}
-			for j, k := range in {
-				samples = append(samples, lpr.GlyphSample{X: ln.Features[k], Class: strings.IndexByte(lpr.Classes, chars[j])})
-			}
-			ok = true
-		}
-		if ok {
+	for _, r := range results {
+		samples = append(samples, r.samples...)
+		rejects = append(rejects, r.rejects...)
+		if r.ok {
 			used++
 		} else {
 			skipped++
@@ -131,7 +130,7 @@ func main() {
 	log.Printf("%d not-a-character samples", len(rejects))
 	samples = append(samples, rejects...)
 	log.Printf("%d plates segmented right, %d skipped; %d glyphs", used, skipped, len(samples))
-	model, err := lpr.Train(samples, lpr.TrainOptions{Hidden: *hidden, Epochs: *epochs, Rate: 0.05, Seed: *seed,
+	model, err := lpr.Train(samples, lpr.TrainOptions{Hidden: *hidden, Epochs: *epochs, Rate: 0.05, Seed: *seed, Workers: 2,
 		Progress: func(ep int, acc float64) { log.Printf("epoch %d: training accuracy %.4f", ep, acc) }})
 	if err != nil {
 		log.Fatal(err)
@@ -142,9 +141,57 @@ func main() {
 	fmt.Printf("wrote %s (%d bytes)\n", *out, len(model))
 }
 
-// inside reports whether a lies within b grown by a fifth of b's height.
-func inside(a, b image.Rectangle) bool {
-	return a.In(b.Inset(-b.Dy() / 5))
+// renderPlate renders one random plate and segments it as the recognizer
+// would. It returns its characters' glyphs, labelled, when the segmentation
+// found exactly them (ok), and the glyphs that are not a character.
+func renderPlate(fonts []*opentype.Font, rng *rand.Rand) (samples, rejects []lpr.GlyphSample, ok bool) {
+	text := randomText(rng)
+	p := synth.Plate{
+		Text: text, Style: synth.Style(rng.IntN(2)), Font: fonts[rng.IntN(len(fonts))],
+		CharHeight: 12 + rng.IntN(30), Tilt: rng.NormFloat64() * 4, Perspective: rng.Float64() * 0.15,
+		Blur: rng.Float64() * 1.4, Noise: rng.Float64() * 12, Quality: 25 + rng.IntN(65), Inverse: rng.IntN(8) == 0,
+		Clutter: rng.IntN(4) > 0, Squeeze: 0.75 + rng.Float64()*0.45, Weight: rng.IntN(7) - 3,
+	}
+	r, err := synth.Render(p, rng)
+	if err != nil {
+		return nil, nil, false
+	}
+	lines, err := lpr.SegmentGlyphs(r.Image)
+	r.Image.Close()
+	if err != nil {
+		return nil, nil, false
+	}
+	chars := strings.ReplaceAll(text, " ", "")
+	tb := r.TextBox.Inset(-max(2, r.TextBox.Dy()/8))
+	for _, ln := range lines {
+		// The line's characters inside the text, in order; what lies outside
+		// the plate, or beside the text on it, is not a character. Small
+		// text above and below US characters is real text: left out.
+		var in []int
+		for k, c := range ln.Chars {
+			ctr := image.Pt((c.Min.X+c.Max.X)/2, (c.Min.Y+c.Max.Y)/2)
+			switch {
+			case ctr.In(tb) && c.In(tb):
+				in = append(in, k)
+			case !ctr.In(r.PlateBox) || (ctr.Y >= r.TextBox.Min.Y && ctr.Y < r.TextBox.Max.Y):
+				rejects = append(rejects, lpr.GlyphSample{X: ln.Features[k], Class: lpr.Reject})
+			}
+		}
+		if len(in) == 0 {
+			continue
+		}
+		for _, x := range ln.Parts {
+			rejects = append(rejects, lpr.GlyphSample{X: x, Class: lpr.Reject})
+		}
+		if len(in) != len(chars) {
+			continue
+		}
+		for j, k := range in {
+			samples = append(samples, lpr.GlyphSample{X: ln.Features[k], Class: strings.IndexByte(lpr.Classes, chars[j])})
+		}
+		ok = true
+	}
+	return samples, rejects, ok
 }
 
 // randomText draws plate text: every character equally often, in plate-like
