@@ -43,6 +43,17 @@ func TestDecode(t *testing.T) {
 		{"O among digits is 0", probsFor(sure('A'), sure('B'), sure('C'), sure('1'), map[byte]float32{'O': 0.5, '0': 0.45}, sure('3'), sure('4')), CountryUS, "ABC1034", "LLLNNNN", 0.9, 1},
 		{"8 among letters is B", probsFor(sure('X'), map[byte]float32{'8': 0.55, 'B': 0.4}, sure('1'), sure('2'), sure('C'), sure('D'), sure('E')), CountryEU, "XB12CDE", "LLNNLLL", 0.9, 1},
 		{"a clear odd shape is kept", probsFor(sure('Y'), sure('G'), sure('9'), sure('X'), sure('2'), sure('G')), CountryUS, "YG9X2G", "", 0.9, 1},
+		// A classifier sure of O where the plate's shape wants a digit: its
+		// preference counts at most pairDoubt, the shape decides
+		// (LLNNNLL, Slovak and Croatian fonts draw O and 0 alike).
+		{"a sure O inside digits is still 0", probsFor(sure('R'), sure('K'), sure('6'), map[byte]float32{'O': 0.993, '0': 0.004}, sure('3'), sure('A'), sure('V')), CountryEU, "RK603AV", "LLNNNLL", 0.5, 1},
+		// Without the limit a sure I would stay, but not a sure 1 or any
+		// other character.
+		{"a sure B among digits stays", probsFor(sure('1'), sure('2'), map[byte]float32{'B': 0.97, '8': 0.02}, sure('3'), sure('4')), CountryEU, "12B34", "", 0.5, 1},
+		// Most US series leave out I, O and Q: where the shape is no help,
+		// a near tie goes to the digit; in Europe it stays with the letter.
+		{"US near tie is 1, not I", probsFor(sure('A'), sure('B'), sure('C'), sure('D'), map[byte]float32{'I': 0.5, '1': 0.47}), CountryUS, "ABCD1", "", 0, 1},
+		{"EU near tie stays I", probsFor(sure('A'), sure('B'), sure('C'), sure('D'), map[byte]float32{'I': 0.5, '1': 0.47}), CountryEU, "ABCDI", "", 0, 1},
 		{"a doubtful character lowers confidence", probsFor(sure('A'), map[byte]float32{'H': 0.4, 'M': 0.35}, sure('1'), sure('2'), sure('C')), CountryEU, "AH12C", "", 0, 0.9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,13 +77,31 @@ func TestNetworkRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := decodeNetwork(b)
+	b2, err := Train(samples, TrainOptions{Hidden: 12, Epochs: 5, Rate: 0.05, Seed: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, p := make([]float32, n.hid), make([]float32, n.out)
+	n, err := decodeEnsemble(b)
+	if err != nil || len(n.nets) != 1 {
+		t.Fatalf("decodeEnsemble(one network) = %v, %v", n, err)
+	}
+	// Two networks in one file: the mean of their probabilities.
+	both, err := decodeEnsemble(append(append([]byte(nil), b...), b2...))
+	if err != nil || len(both.nets) != 2 || both.hid != 12 {
+		t.Fatalf("decodeEnsemble(two networks) = %v, %v", both, err)
+	}
+	h, q, p := make([]float32, both.hid), make([]float32, both.out), make([]float32, both.out)
+	p1, p2 := make([]float32, both.out), make([]float32, both.out)
+	both.forward(samples[1].X, h, q, p)
+	both.nets[0].forward(samples[1].X, h[:8], p1)
+	both.nets[1].forward(samples[1].X, h, p2)
+	for k := range p {
+		if d := p[k] - (p1[k]+p2[k])/2; d > 1e-6 || d < -1e-6 {
+			t.Fatalf("ensemble probability %d = %v, want the mean of %v and %v", k, p[k], p1[k], p2[k])
+		}
+	}
 	for _, s := range samples {
-		n.forward(s.X, h, p)
+		n.forward(s.X, h, q, p)
 		best := 0
 		for k := range p {
 			if p[k] > p[best] {
@@ -83,9 +112,9 @@ func TestNetworkRoundTrip(t *testing.T) {
 			t.Errorf("class of sample = %d; want %d", best, s.Class)
 		}
 	}
-	for _, bad := range [][]byte{nil, []byte("LPRN1"), b[:len(b)-1], append([]byte("XXXXX"), b[5:]...)} {
-		if _, err := decodeNetwork(bad); err == nil {
-			t.Errorf("decodeNetwork(%d bytes) accepted a broken model", len(bad))
+	for _, bad := range [][]byte{nil, []byte("LPRN1"), b[:len(b)-1], append([]byte("XXXXX"), b[5:]...), append(append([]byte(nil), b...), b2[:40]...)} {
+		if _, err := decodeEnsemble(bad); err == nil {
+			t.Errorf("decodeEnsemble(%d bytes) accepted a broken model", len(bad))
 		}
 	}
 }

@@ -37,29 +37,33 @@ const (
 	orientBins     = 8
 	orientFeatures = (GlyphW / orientCell) * (GlyphH / orientCell) * orientBins
 	// The features, in order: the pixels, the aspect ratio, the width
-	// relative to the line's median character, the edge directions.
+	// relative to the line's median character, the edge directions in fine
+	// cells, then in coarse ones (orientationFeatures).
 	featAspect    = GlyphW * GlyphH
 	featWidth     = featAspect + 1
 	featOrient    = featWidth + 1
-	GlyphFeatures = featOrient + orientFeatures
+	GlyphFeatures = featOrient + orientFeatures + orientFeatures/4
 )
 
 // orientationFeatures fills x[featOrient:] from the glyph's pixels in
 // x[:GlyphW*GlyphH] (ink 1, paper 0): per cell, the gradient magnitude by
-// direction, split linearly between the two nearest directions, the whole
-// scaled to a fixed norm. They describe where strokes run rather than where
-// ink is, which changes less with stroke weight, blur and a slightly shifted
-// crop than the pixels do.
+// direction, split linearly between the two nearest directions, in fine
+// cells (orientCell) and in coarse ones (twice as large), each scale scaled
+// to a fixed norm. They describe where strokes run rather than where ink is,
+// which changes less with stroke weight, blur and a slightly shifted crop
+// than the pixels do; the coarse cells change less still.
 func orientationFeatures(x []float32) {
 	pix := x[:GlyphW*GlyphH]
-	out := x[featOrient:GlyphFeatures]
-	clear(out)
+	fine := x[featOrient : featOrient+orientFeatures]
+	coarse := x[featOrient+orientFeatures : GlyphFeatures]
+	clear(fine)
+	clear(coarse)
 	at := func(xx, yy int) float32 {
 		xx = max(0, min(xx, GlyphW-1))
 		yy = max(0, min(yy, GlyphH-1))
 		return pix[yy*GlyphW+xx]
 	}
-	const cellsX = GlyphW / orientCell
+	const cellsX, coarseX = GlyphW / orientCell, GlyphW / (2 * orientCell)
 	for yy := 0; yy < GlyphH; yy++ {
 		for xx := 0; xx < GlyphW; xx++ {
 			gx := float64(at(xx+1, yy) - at(xx-1, yy))
@@ -74,21 +78,30 @@ func orientationFeatures(x []float32) {
 			w1 := f - math.Floor(f)
 			b1 := (b0 + 1) % orientBins
 			cell := ((yy/orientCell)*cellsX + xx/orientCell) * orientBins
-			out[cell+b0] += float32(m * (1 - w1))
-			out[cell+b1] += float32(m * w1)
+			fine[cell+b0] += float32(m * (1 - w1))
+			fine[cell+b1] += float32(m * w1)
+			cell = ((yy/(2*orientCell))*coarseX + xx/(2*orientCell)) * orientBins
+			coarse[cell+b0] += float32(m * (1 - w1))
+			coarse[cell+b1] += float32(m * w1)
 		}
 	}
+	normalize(fine, 4)
+	normalize(coarse, 2)
+}
+
+// normalize scales v to the norm n (entries then lie mostly between 0 and 1,
+// like the pixels); an all-zero v stays so.
+func normalize(v []float32, n float64) {
 	var ss float64
-	for _, v := range out {
-		ss += float64(v) * float64(v)
+	for _, f := range v {
+		ss += float64(f) * float64(f)
 	}
 	if ss < 1e-12 {
 		return
 	}
-	// Norm 4: entries then lie mostly between 0 and 1, like the pixels.
-	k := float32(4 / math.Sqrt(ss))
-	for i := range out {
-		out[i] *= k
+	k := float32(n / math.Sqrt(ss))
+	for i := range v {
+		v[i] *= k
 	}
 }
 
@@ -103,21 +116,73 @@ type network struct {
 
 const netMagic = "LPRN1"
 
-// decodeNetwork reads a network written by encode.
-func decodeNetwork(b []byte) (*network, error) {
+// ensemble is one or more networks of the same features, trained from
+// different seeds; it classifies by their mean probabilities, which errs less
+// than any one of them (their mistakes differ more than their right answers).
+type ensemble struct {
+	nets     []*network
+	hid, out int // the largest hidden layer; the outputs
+}
+
+// maxEnsemble bounds the networks a model file may hold.
+const maxEnsemble = 8
+
+// decodeEnsemble reads a model file: one or more networks written by encode,
+// one after the other.
+func decodeEnsemble(b []byte) (*ensemble, error) {
+	e := &ensemble{}
+	for len(b) > 0 {
+		if len(e.nets) == maxEnsemble {
+			return nil, fmt.Errorf("lpr: classifier model: more than %d networks", maxEnsemble)
+		}
+		n, rest, err := decodeNetwork(b)
+		if err != nil {
+			return nil, err
+		}
+		e.nets, b = append(e.nets, n), rest
+		e.hid, e.out = max(e.hid, n.hid), n.out
+	}
+	if len(e.nets) == 0 {
+		return nil, errors.New("lpr: classifier model: empty")
+	}
+	return e, nil
+}
+
+// forward computes the mean class probabilities of x into p (len e.out), using
+// h (len e.hid) and q (len e.out) as scratch.
+func (e *ensemble) forward(x, h, q, p []float32) {
+	if len(e.nets) == 1 {
+		e.nets[0].forward(x, h[:e.nets[0].hid], p)
+		return
+	}
+	clear(p)
+	for _, n := range e.nets {
+		n.forward(x, h[:n.hid], q)
+		for k, v := range q {
+			p[k] += v
+		}
+	}
+	for k := range p {
+		p[k] /= float32(len(e.nets))
+	}
+}
+
+// decodeNetwork reads a network written by encode from the start of b and
+// returns the bytes after it.
+func decodeNetwork(b []byte) (*network, []byte, error) {
 	if len(b) < len(netMagic)+12 || string(b[:len(netMagic)]) != netMagic {
-		return nil, errors.New("lpr: classifier model: bad header")
+		return nil, nil, errors.New("lpr: classifier model: bad header")
 	}
 	b = b[len(netMagic):]
 	in, hid, out := int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:])), int(binary.LittleEndian.Uint32(b[8:]))
 	b = b[12:]
 	if in != GlyphFeatures || out != len(Classes)+1 || hid <= 0 || hid > 4096 {
-		return nil, fmt.Errorf("lpr: classifier model: shape %d×%d×%d does not fit this build", in, hid, out)
+		return nil, nil, fmt.Errorf("lpr: classifier model: shape %d×%d×%d does not fit this build", in, hid, out)
 	}
 	n := &network{in: in, hid: hid, out: out}
 	want := 4 * (hid*in + hid + out*hid + out)
-	if len(b) != want {
-		return nil, fmt.Errorf("lpr: classifier model: %d bytes of weights, want %d", len(b), want)
+	if len(b) < want {
+		return nil, nil, fmt.Errorf("lpr: classifier model: %d bytes of weights, want %d", len(b), want)
 	}
 	next := func(k int) []float32 {
 		v := make([]float32, k)
@@ -128,7 +193,7 @@ func decodeNetwork(b []byte) (*network, error) {
 		return v
 	}
 	n.w1, n.b1, n.w2, n.b2 = next(hid*in), next(hid), next(out*hid), next(out)
-	return n, nil
+	return n, b, nil
 }
 
 // encode writes n in the form decodeNetwork reads.

@@ -41,14 +41,14 @@ type Options struct {
 // Recognizer finds and reads licence plates in still images. It is safe for
 // concurrent use: it holds only the immutable classifier.
 type Recognizer struct {
-	net     *network
+	net     *ensemble
 	country Country
 	maxCand int
 }
 
 // NewRecognizer returns a Recognizer with the classifier built into the package.
 func NewRecognizer(o Options) (*Recognizer, error) {
-	n, err := decodeNetwork(modelBin)
+	n, err := decodeEnsemble(modelBin)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +278,15 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 				break
 			}
 		}
+		// Another binarization that cut the same place into other
+		// components and read the same text is a second opinion.
+		agree := 0
+		for j, q := range found {
+			if j != i && q.Text == p.Text && iou(p.Box, q.Box) > 0.3 {
+				agree++
+			}
+		}
+		score[i] += agreeBonus * float64(min(agree, maxAgree))
 	}
 	return found, score
 }
@@ -286,7 +295,10 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 func (p Plate) score(country Country) float64 {
 	s := p.Confidence
 	if p.Format != "" {
-		s += 0.1
+		// A commoner format (its bonus in nats) is worth more: a sure
+		// character at the end that completes "LLLNNNN" from "LLNNNN"
+		// is kept.
+		s += 0.1 + formatWeight*formatsOf[country][p.Format]
 		if country == CountryUS { // US plates are full of words that are no plate
 			s += 0.2
 		}
@@ -598,6 +610,13 @@ const (
 // caption the camera prints near the border (a date and time).
 const cutCost = 0.5
 
+// Each other reading of the same text at the same place adds agreeBonus to a
+// candidate's score, up to maxAgree of them.
+const (
+	agreeBonus = 0.1
+	maxAgree   = 3
+)
+
 // A candidate near characters smallTextRatio times as tall as its own is
 // small text (a state name, a slogan, a sticker) and costs smallTextCost.
 const (
@@ -615,10 +634,10 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		return Plate{}, false
 	}
 	xs := gl.xs
-	h := make([]float32, r.net.hid)
+	h, q := make([]float32, r.net.hid), make([]float32, r.net.out)
 	classify := func(x []float32) []float32 {
 		p := make([]float32, r.net.out)
-		r.net.forward(x, h, p)
+		r.net.forward(x, h, q, p)
 		return p
 	}
 	var probs [][]float32
@@ -688,26 +707,34 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	}
 	// A character at either end that is no component of its own: the
 	// reading with it competes with the reading without.
-	endP := [2][]float32{sure(gl.ends[0]), sure(gl.ends[1])}
-	baseProbs, baseKept, baseLog := probs, kept, keepLog
-	for _, use := range [][2]bool{{true, false}, {false, true}, {true, true}} {
-		if use[0] && endP[0] == nil || use[1] && endP[1] == nil {
-			continue
+	// endP[side][k] is the sure reading k+1 pitches beyond that end; one
+	// farther out counts only after the nearer one.
+	var endP [2][][]float32
+	for side := range gl.ends {
+		for _, alts := range gl.ends[side] {
+			p := sure(alts)
+			if p == nil {
+				break
+			}
+			endP[side] = append(endP[side], p)
 		}
-		probs, kept, keepLog = append([][]float32(nil), baseProbs...), append([]image.Rectangle(nil), baseKept...), baseLog
-		for side := range use {
-			if !use[side] {
+	}
+	baseProbs, baseKept, baseLog := probs, kept, keepLog
+	for nl := 0; nl <= len(endP[0]); nl++ {
+		for nr := 0; nr <= len(endP[1]); nr++ {
+			if nl+nr == 0 {
 				continue
 			}
-			p := append([]float32(nil), endP[side]...)
-			at, dx := kept[len(kept)-1], int(gl.pitch)
-			if side == 0 {
-				at, dx = kept[0], -dx
+			probs, kept, keepLog = append([][]float32(nil), baseProbs...), append([]image.Rectangle(nil), baseKept...), baseLog
+			for k := 0; k < nl; k++ {
+				add(append([]float32(nil), endP[0][k]...), kept[0].Add(image.Pt(-int(gl.pitch), 0)), true)
 			}
-			add(p, at.Add(image.Pt(dx, 0)), side == 0)
-		}
-		if c := finish(probs, kept, keepLog); c.score(r.country)-endCost > best.score(r.country) {
-			best = c
+			for k := 0; k < nr; k++ {
+				add(append([]float32(nil), endP[1][k]...), kept[len(kept)-1].Add(image.Pt(int(gl.pitch), 0)), false)
+			}
+			if c := finish(probs, kept, keepLog); c.score(r.country)-float64(nl+nr)*endCost > best.score(r.country) {
+				best = c
+			}
 		}
 	}
 	return best, true
@@ -776,10 +803,11 @@ type glyphs struct {
 	xs [][]float32     // the characters' features, left to right
 	u  image.Rectangle // the union of the characters' boxes in the image
 	// ends are the features of where one more character would stand left
-	// (ends[0]) and right (ends[1]) of the line, a few widths each: a
-	// character touching the plate frame or a screw is not a component of
-	// its own, but it is still there.
-	ends [2][][]float32
+	// (ends[0]) and right (ends[1]) of the line, one and two pitches out
+	// (ends[side][0], [1]), a few widths each: a character touching the
+	// plate frame or a screw is not a component of its own, but it is
+	// still there.
+	ends [2][maxEnds][][]float32
 	// pitch is the median distance between character centres.
 	pitch float64
 }
@@ -818,14 +846,24 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 		w, hh := float64(c.r.Dx()), float64(c.r.Dy())
 		boxes = append(boxes, image.Rect(int(nx-w/2-0.5), int(ny-hh/2-0.5), int(nx+w/2+1.5), int(ny+hh/2+1.5)))
 	}
-	// Widths are also given relative to the line's median character: an O
-	// is wider than the 0 of the same font, an M than an N.
-	var ws []float64
+	// Characters of one line share a top and a bottom: a box shorter than
+	// the line's (a broken stroke, a faint curl the threshold lost) grows
+	// to the line's median top and bottom, so that its glyph is not
+	// stretched into another shape.
+	var ws, tops, bottoms []float64
 	for _, b := range boxes {
 		ws = append(ws, float64(b.Dx()))
+		tops = append(tops, float64(b.Min.Y))
+		bottoms = append(bottoms, float64(b.Max.Y))
 	}
 	sort.Float64s(ws)
+	sort.Float64s(tops)
+	sort.Float64s(bottoms)
 	mw := ws[len(ws)/2]
+	top, bottom := int(tops[len(tops)/2]), int(bottoms[len(bottoms)/2])
+	for i := range boxes {
+		boxes[i].Min.Y, boxes[i].Max.Y = min(boxes[i].Min.Y, top), max(boxes[i].Max.Y, bottom)
+	}
 	for _, box := range boxes {
 		x := make([]float32, GlyphFeatures)
 		if !glyphFeatures(straight, box, dark, mw, x) {
@@ -855,28 +893,42 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 	first, last := boxes[0], boxes[len(boxes)-1]
 	for side, b := range []image.Rectangle{first, last} {
 		dir := float64(2*side - 1)
-		for _, k := range []float64{1, 1.3} {
-			cx := float64(b.Min.X+b.Max.X)/2 + dir*gl.pitch
-			half := k * mw / 2
-			win := image.Rect(int(cx-half), b.Min.Y, int(math.Ceil(cx+half)), b.Max.Y)
-			// Keep clear of the neighbour: a window overlapping it is half a character.
-			if side == 0 {
-				win.Max.X = min(win.Max.X, b.Min.X-1)
-			} else {
-				win.Min.X = max(win.Min.X, b.Max.X+1)
+		for n := 1; n <= maxEnds; n++ {
+			// Keep clear of the character (or window) before it: a window
+			// overlapping it is half a character.
+			edge := float64(b.Min.X-1) - float64(n-1)*gl.pitch
+			if side == 1 {
+				edge = float64(b.Max.X+1) + float64(n-1)*gl.pitch
 			}
-			win = inkColumns(straight, win, dark)
-			if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
-				continue
-			}
-			x := make([]float32, GlyphFeatures)
-			if glyphFeatures(straight, win, dark, mw, x) {
-				gl.ends[side] = append(gl.ends[side], x)
+			for _, k := range []float64{1, 1.3} {
+				cx := float64(b.Min.X+b.Max.X)/2 + dir*float64(n)*gl.pitch
+				half := k * mw / 2
+				win := image.Rect(int(cx-half), b.Min.Y, int(math.Ceil(cx+half)), b.Max.Y)
+				if side == 0 {
+					win.Max.X = min(win.Max.X, int(edge))
+				} else {
+					win.Min.X = max(win.Min.X, int(edge))
+				}
+				win = inkColumns(straight, win, dark)
+				if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
+					continue
+				}
+				x := make([]float32, GlyphFeatures)
+				if glyphFeatures(straight, win, dark, mw, x) {
+					gl.ends[side][n-1] = append(gl.ends[side][n-1], x)
+				}
 			}
 		}
 	}
 	return gl, true
 }
+
+// maxEnds is how many characters readLine looks for beyond either end of a
+// line.
+const maxEnds = 2
+
+// formatWeight converts a format's bonus in nats into ranking score.
+const formatWeight = 0.1
 
 // inkColumns narrows box of img to the columns that hold ink: pixels on the
 // ink side of the middle grey between the box's darkest and lightest.

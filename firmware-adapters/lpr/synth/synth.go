@@ -92,6 +92,9 @@ type Plate struct {
 	// the 64-pixel drawing height.
 	Squeeze float64
 	Weight  int
+	// Tracking is the space added between characters, as a share of their
+	// height (negative: less than the font's own, so that they may touch).
+	Tracking float64
 	// Clutter adds what real scenes put near plates: screws beside the text,
 	// a slogan under US characters, a radiator grille of bars in the scene,
 	// a shadow across the plate and lower contrast.
@@ -106,6 +109,9 @@ type Rendered struct {
 	// PlateBox and TextBox are the plate's and its characters' axis-aligned
 	// bounding boxes in Image.
 	PlateBox, TextBox image.Rectangle
+	// CharBoxes are the characters' boxes in Image, in reading order,
+	// spaces left out.
+	CharBoxes []image.Rectangle
 }
 
 const drawH = 64 // character height at which plates are drawn before scaling
@@ -115,7 +121,7 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 	if p.Font == nil || p.Text == "" || p.CharHeight < 4 {
 		return Rendered{}, errors.New("synth: a plate needs text, a font and a character height")
 	}
-	txt, err := drawText(p.Text, p.Font, drawH)
+	txt, spans, err := drawText(p.Text, p.Font, drawH, p.Tracking)
 	if err != nil {
 		return Rendered{}, err
 	}
@@ -168,7 +174,7 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 	}
 	if p.Style == US {
 		// A state name above, small: clutter the reader must ignore.
-		state, err := drawText([]string{"OHIO", "TEXAS", "NEVADA", "IOWA", "MAINE"}[rng.IntN(5)], p.Font, ph/8)
+		state, _, err := drawText([]string{"OHIO", "TEXAS", "NEVADA", "IOWA", "MAINE"}[rng.IntN(5)], p.Font, ph/8, 0)
 		if err == nil {
 			at := image.Pt((pw-state.Bounds().Dx())/2, ph/12)
 			draw.DrawMask(plate, state.Bounds().Add(at), image.NewUniform(ink), image.Point{}, state, image.Point{}, draw.Over)
@@ -281,7 +287,13 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 		}
 		return image.Rect(int(minX), int(minY), int(math.Ceil(maxX)), int(math.Ceil(maxY)))
 	}
-	return Rendered{Image: scene, PlateBox: bbox(image.Rect(0, 0, pw, ph)), TextBox: bbox(textBox)}, nil
+	out := Rendered{Image: scene, PlateBox: bbox(image.Rect(0, 0, pw, ph)), TextBox: bbox(textBox)}
+	sx := float64(textW) / float64(txt.Bounds().Dx())
+	for _, sp := range spans {
+		r := image.Rect(x0+int(float64(sp[0])*sx), charTop, x0+int(math.Ceil(float64(sp[1])*sx)), charTop+drawH)
+		out.CharBoxes = append(out.CharBoxes, bbox(r))
+	}
+	return out, nil
 }
 
 // clutterPlate draws screws beside the text (touching it or not), a slogan
@@ -304,7 +316,7 @@ func clutterPlate(plate *image.RGBA, p Plate, rng *rand.Rand, ink color.RGBA, ba
 	}
 	if p.Style == US && rng.IntN(2) == 0 {
 		slogans := []string{"LAND OF LINCOLN", "SUNSHINE STATE", "GREAT LAKES", "2014", "DEALER", "EMPIRE STATE"}
-		if s, err := drawText(slogans[rng.IntN(len(slogans))], p.Font, ph/10+rng.IntN(ph/16)); err == nil {
+		if s, _, err := drawText(slogans[rng.IntN(len(slogans))], p.Font, ph/10+rng.IntN(ph/16), 0); err == nil {
 			at := image.Pt((pw-s.Bounds().Dx())/2, charTop+drawH+(ph-charTop-drawH-s.Bounds().Dy())/2)
 			draw.DrawMask(plate, s.Bounds().Add(at), image.NewUniform(ink), image.Point{}, s, image.Point{}, draw.Over)
 		}
@@ -380,33 +392,43 @@ func grille(scene *gocv.Mat, charH int, rng *rand.Rand) {
 }
 
 // drawText renders s with f so that capitals are h pixels high, as an alpha mask
-// cropped to the ink.
-func drawText(s string, f *opentype.Font, h int) (*image.Alpha, error) {
+// cropped to the ink, with track×h pixels added after every character. It also
+// returns the columns each character other than a space spans in the mask.
+func drawText(s string, f *opentype.Font, h int, track float64) (*image.Alpha, [][2]int, error) {
 	face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: float64(h) * 1.4, DPI: 72, Hinting: font.HintingNone})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer face.Close()
 	// Scale the size so that the cap height of "H" is h.
 	b, _, ok := face.GlyphBounds('H')
 	if !ok {
-		return nil, errors.New("synth: font has no H")
+		return nil, nil, errors.New("synth: font has no H")
 	}
 	capH := float64(b.Max.Y-b.Min.Y) / 64
 	if capH <= 0 {
-		return nil, errors.New("synth: font has an empty H")
+		return nil, nil, errors.New("synth: font has an empty H")
 	}
 	face2, err := opentype.NewFace(f, &opentype.FaceOptions{Size: float64(h) * 1.4 * float64(h) / capH, DPI: 72, Hinting: font.HintingNone})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer face2.Close()
 	d := &font.Drawer{Face: face2}
-	w := d.MeasureString(s).Ceil() + h
-	img := image.NewAlpha(image.Rect(0, 0, w, h*2))
+	extra := fixed.Int26_6(track * float64(h) * 64)
+	w := (d.MeasureString(s) + extra*fixed.Int26_6(len(s))).Ceil() + h
+	img := image.NewAlpha(image.Rect(0, 0, max(w, h), h*2))
 	d.Dst, d.Src = img, image.Opaque
 	d.Dot = fixed.P(h/2, h*3/2)
-	d.DrawString(s)
+	var spans [][2]int
+	for _, r := range s {
+		if r != ' ' {
+			b, _ := font.BoundString(face2, string(r))
+			spans = append(spans, [2]int{(d.Dot.X + b.Min.X).Floor(), (d.Dot.X + b.Max.X).Ceil()})
+		}
+		d.DrawString(string(r))
+		d.Dot.X += extra
+	}
 	// Crop to the ink.
 	ink := image.Rectangle{}
 	for y := 0; y < img.Rect.Dy(); y++ {
@@ -417,11 +439,15 @@ func drawText(s string, f *opentype.Font, h int) (*image.Alpha, error) {
 		}
 	}
 	if ink.Empty() {
-		return nil, errors.New("synth: nothing drawn")
+		return nil, nil, errors.New("synth: nothing drawn")
 	}
 	out := image.NewAlpha(image.Rect(0, 0, ink.Dx(), ink.Dy()))
 	draw.Draw(out, out.Bounds(), img, ink.Min, draw.Src)
-	return out, nil
+	for i := range spans {
+		spans[i][0] -= ink.Min.X
+		spans[i][1] -= ink.Min.X
+	}
+	return out, spans, nil
 }
 
 // scaleAlpha resizes a mask to w×h (nearest sample of a box average).

@@ -10,10 +10,11 @@
 //
 // Each rendered plate is segmented by the recognizer's own segmentation
 // (lpr.SegmentGlyphs, every binarization), so the classifier learns the crops it
-// will be shown; a line whose components inside the text are not exactly its
-// characters is not used for characters. Components outside the plate, or beside
-// the text on it (band, screws, frame), and each two neighbouring characters
-// taken together are the "not a character" samples, at most a quarter of all.
+// will be shown; a component covering one character's box (synth.Rendered's
+// CharBoxes) is that character, also where its neighbours were broken or
+// merged. Components outside the plate, or beside the text on it (band,
+// screws, frame), and each two neighbouring characters taken together are the
+// "not a character" samples, at most a quarter of all.
 //
 //	go run -tags gocv ./firmware-adapters/lpr/cmd/lprtrain -out firmware-adapters/lpr/model.bin
 package main
@@ -60,7 +61,8 @@ func main() {
 	plates := flag.Int("plates", 24000, "plates to render")
 	hidden := flag.Int("hidden", 256, "hidden units")
 	epochs := flag.Int("epochs", 14, "training epochs")
-	seed := flag.Uint64("seed", 1, "random seed")
+	seed := flag.Uint64("seed", 1, "random seed of the first network")
+	models := flag.Int("models", 2, "networks in the ensemble, from seed, seed+1, …")
 	webfonts := flag.String("webfonts", "", "folder fetch-fonts.sh filled: its */*.woff are drawn with too")
 	flag.Parse()
 
@@ -86,6 +88,20 @@ func main() {
 		log.Fatal("lprtrain: no fonts found: apt-get install fonts-dejavu-core")
 	}
 	log.Printf("%d fonts", len(fonts))
+	// The model is an ensemble: network k is trained from seed+k on plates of
+	// its own, and the recognizer averages their outputs.
+	var model []byte
+	for k := range *models {
+		model = append(model, trainOne(fonts, *plates, *hidden, *epochs, *seed+uint64(k))...)
+	}
+	if err := os.WriteFile(*out, model, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("wrote %s (%d bytes)\n", *out, len(model))
+}
+
+// trainOne renders plates with fonts from seed and trains one network on them.
+func trainOne(fonts []*opentype.Font, plates, hidden, epochs int, seed uint64) []byte {
 	// Plates are rendered and segmented by as many workers as there are
 	// cores; plate i draws everything from its own generator, and the
 	// results are gathered in plate order, so the data do not depend on the
@@ -94,7 +110,7 @@ func main() {
 		samples, rejects []lpr.GlyphSample
 		ok               bool
 	}
-	results := make([]result, *plates)
+	results := make([]result, plates)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -103,16 +119,16 @@ func main() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= *plates {
+				if i >= plates {
 					return
 				}
-				rng := rand.New(rand.NewPCG(*seed, uint64(i)))
+				rng := rand.New(rand.NewPCG(seed, uint64(i)))
 				results[i].samples, results[i].rejects, results[i].ok = renderPlate(fonts, rng)
 			}
 		}()
 	}
 	wg.Wait()
-	rng := rand.New(rand.NewPCG(*seed, 99))
+	rng := rand.New(rand.NewPCG(seed, 99))
 	var samples, rejects []lpr.GlyphSample
 	used, skipped := 0, 0
 	for _, r := range results {
@@ -129,21 +145,19 @@ func main() {
 	rejects = rejects[:min(len(rejects), len(samples)/3)]
 	log.Printf("%d not-a-character samples", len(rejects))
 	samples = append(samples, rejects...)
-	log.Printf("%d plates segmented right, %d skipped; %d glyphs", used, skipped, len(samples))
-	model, err := lpr.Train(samples, lpr.TrainOptions{Hidden: *hidden, Epochs: *epochs, Rate: 0.05, Seed: *seed, Workers: 2,
+	log.Printf("%d plates gave characters, %d none; %d glyphs", used, skipped, len(samples))
+	model, err := lpr.Train(samples, lpr.TrainOptions{Hidden: hidden, Epochs: epochs, Rate: 0.05, Seed: seed, Workers: 2,
 		Progress: func(ep int, acc float64) { log.Printf("epoch %d: training accuracy %.4f", ep, acc) }})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := os.WriteFile(*out, model, 0o644); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("wrote %s (%d bytes)\n", *out, len(model))
+	return model
 }
 
 // renderPlate renders one random plate and segments it as the recognizer
-// would. It returns its characters' glyphs, labelled, when the segmentation
-// found exactly them (ok), and the glyphs that are not a character.
+// would. It returns the glyphs of the components that are one of its
+// characters, labelled (ok when there is one), and the glyphs that are not a
+// character.
 func renderPlate(fonts []*opentype.Font, rng *rand.Rand) (samples, rejects []lpr.GlyphSample, ok bool) {
 	text := randomText(rng)
 	p := synth.Plate{
@@ -151,6 +165,7 @@ func renderPlate(fonts []*opentype.Font, rng *rand.Rand) (samples, rejects []lpr
 		CharHeight: 12 + rng.IntN(30), Tilt: rng.NormFloat64() * 4, Perspective: rng.Float64() * 0.15,
 		Blur: rng.Float64() * 1.4, Noise: rng.Float64() * 12, Quality: 25 + rng.IntN(65), Inverse: rng.IntN(8) == 0,
 		Clutter: rng.IntN(4) > 0, Squeeze: 0.75 + rng.Float64()*0.45, Weight: rng.IntN(7) - 3,
+		Tracking: rng.Float64()*0.3 - 0.05,
 	}
 	r, err := synth.Render(p, rng)
 	if err != nil {
@@ -162,34 +177,48 @@ func renderPlate(fonts []*opentype.Font, rng *rand.Rand) (samples, rejects []lpr
 		return nil, nil, false
 	}
 	chars := strings.ReplaceAll(text, " ", "")
+	if len(r.CharBoxes) != len(chars) {
+		return nil, nil, false
+	}
 	tb := r.TextBox.Inset(-max(2, r.TextBox.Dy()/8))
 	for _, ln := range lines {
-		// The line's characters inside the text, in order; what lies outside
-		// the plate, or beside the text on it, is not a character. Small
-		// text above and below US characters is real text: left out.
-		var in []int
+		// A component that covers one character's box is that character,
+		// even where the line's other characters were broken or merged:
+		// those plates are the hard ones. What lies outside the plate, or
+		// beside the text on it, is not a character; pieces and merges
+		// inside the text are left out. Small text above and below US
+		// characters is real text: left out too.
+		inText, whole := 0, true
+		used := make([]bool, len(chars))
 		for k, c := range ln.Chars {
 			ctr := image.Pt((c.Min.X+c.Max.X)/2, (c.Min.Y+c.Max.Y)/2)
+			j, best := -1, 0.5
+			for i, cb := range r.CharBoxes {
+				if v := lpr.IoU(c, cb); v >= best && ctr.In(cb) {
+					j, best = i, v
+				}
+			}
 			switch {
+			case j >= 0:
+				inText++
+				whole = whole && !used[j]
+				used[j] = true
+				samples = append(samples, lpr.GlyphSample{X: ln.Features[k], Class: strings.IndexByte(lpr.Classes, chars[j])})
+				ok = true
 			case ctr.In(tb) && c.In(tb):
-				in = append(in, k)
+				inText++
+				whole = false
 			case !ctr.In(r.PlateBox) || (ctr.Y >= r.TextBox.Min.Y && ctr.Y < r.TextBox.Max.Y):
 				rejects = append(rejects, lpr.GlyphSample{X: ln.Features[k], Class: lpr.Reject})
 			}
 		}
-		if len(in) == 0 {
-			continue
+		// Two neighbours taken together are not a character when each of
+		// them is one.
+		if inText > 0 && whole {
+			for _, x := range ln.Parts {
+				rejects = append(rejects, lpr.GlyphSample{X: x, Class: lpr.Reject})
+			}
 		}
-		for _, x := range ln.Parts {
-			rejects = append(rejects, lpr.GlyphSample{X: x, Class: lpr.Reject})
-		}
-		if len(in) != len(chars) {
-			continue
-		}
-		for j, k := range in {
-			samples = append(samples, lpr.GlyphSample{X: ln.Features[k], Class: strings.IndexByte(lpr.Classes, chars[j])})
-		}
-		ok = true
 	}
 	return samples, rejects, ok
 }

@@ -1,0 +1,62 @@
+package lpr
+
+import (
+	"math"
+	"testing"
+)
+
+func norm(v []float32) float64 {
+	var ss float64
+	for _, f := range v {
+		ss += float64(f) * float64(f)
+	}
+	return math.Sqrt(ss)
+}
+
+func TestOrientationFeatures(t *testing.T) {
+	// A vertical bar from top to bottom: its edges run up and down, so
+	// every gradient points left or right (directions π and 0, bins 0 and 4).
+	x := make([]float32, GlyphFeatures)
+	for y := 0; y < GlyphH; y++ {
+		for xx := 6; xx < 9; xx++ {
+			x[y*GlyphW+xx] = 1
+		}
+	}
+	orientationFeatures(x)
+	fine := x[featOrient : featOrient+orientFeatures]
+	coarse := x[featOrient+orientFeatures:]
+	for i, v := range fine {
+		if b := i % orientBins; b != 0 && b != orientBins/2 && v > 1e-6 {
+			t.Errorf("fine cell %d: %v in direction bin %d", i/orientBins, v, b)
+		}
+	}
+	if n := norm(fine); math.Abs(n-4) > 1e-4 {
+		t.Errorf("fine features' norm %v, want 4", n)
+	}
+	if n := norm(coarse); math.Abs(n-2) > 1e-4 {
+		t.Errorf("coarse features' norm %v, want 2", n)
+	}
+	// The bar's left edge lies in the second column of fine cells, the right
+	// one too (columns 5..9): the first and last columns stay empty.
+	for cy := 0; cy < GlyphH/orientCell; cy++ {
+		for _, cx := range []int{0, GlyphW/orientCell - 1} {
+			c := (cy*(GlyphW/orientCell) + cx) * orientBins
+			if s := norm(fine[c : c+orientBins]); s > 1e-6 {
+				t.Errorf("fine cell (%d,%d) has %v, want nothing", cx, cy, s)
+			}
+		}
+	}
+	// The pixels and the other features are left alone.
+	if x[featAspect] != 0 || x[featWidth] != 0 || x[7*GlyphW+7] != 1 {
+		t.Error("orientationFeatures changed the pixels or the aspect features")
+	}
+
+	// A blank glyph has no edges: all zero, no NaN.
+	blank := make([]float32, GlyphFeatures)
+	orientationFeatures(blank)
+	for i, v := range blank {
+		if v != 0 {
+			t.Fatalf("blank glyph: feature %d = %v", i, v)
+		}
+	}
+}
