@@ -11,6 +11,7 @@ import (
 	"image/color"
 	"math"
 	"sort"
+	"strings"
 
 	"gocv.io/x/gocv"
 )
@@ -279,16 +280,58 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 			}
 		}
 		// Another binarization that cut the same place into other
-		// components and read the same text is a second opinion.
+		// components and read the same text is a second opinion. So is
+		// one that read part of the text there: it saw the same
+		// characters and found no component where this one found and
+		// read one more (a character touching the frame or a bolt). The
+		// part does not count the whole as its own second opinion, as a
+		// missing component is weaker evidence than a character read.
 		agree := 0
 		for j, q := range found {
-			if j != i && q.Text == p.Text && iou(p.Box, q.Box) > 0.3 {
+			if j != i && iou(p.Box, q.Box) > 0.3 && (q.Text == p.Text || partOf(q, p)) {
 				agree++
 			}
 		}
 		score[i] += agreeBonus * float64(min(agree, maxAgree))
 	}
 	return found, score
+}
+
+// partOf reports whether q's reading is a shorter run of p's characters, read
+// in the same place: q's text is inside p's, q's characters are among p's,
+// and each character p has beyond q stands about one pitch from its
+// neighbour, as a plate's characters do; an edge of the frame just beside
+// the last character is no more character than q saw.
+func partOf(q, p Plate) bool {
+	if len(q.Text) < 4 || len(q.Text) >= len(p.Text) || len(p.Chars) < 2 || !strings.Contains(p.Text, q.Text) {
+		return false
+	}
+	tol := int(p.charHeight()/4) + 1
+	qb := q.charBox()
+	if !qb.In(p.charBox().Inset(-tol)) {
+		return false
+	}
+	cx := func(r image.Rectangle) float64 { return float64(r.Min.X+r.Max.X) / 2 }
+	ps := make([]float64, 0, len(p.Chars)-1)
+	for i := 1; i < len(p.Chars); i++ {
+		ps = append(ps, cx(p.Chars[i])-cx(p.Chars[i-1]))
+	}
+	sort.Float64s(ps)
+	pitch := ps[len(ps)/2]
+	for i, c := range p.Chars {
+		if x := cx(c); x >= float64(qb.Min.X) && x <= float64(qb.Max.X) {
+			continue
+		}
+		// The neighbour towards q's characters.
+		j := i + 1
+		if cx(c) > cx(qb) {
+			j = i - 1
+		}
+		if j < 0 || j >= len(p.Chars) || math.Abs(cx(p.Chars[j])-cx(c)) < 0.75*pitch {
+			return false
+		}
+	}
+	return true
 }
 
 // score ranks candidate plates: confident, format-fitting, of plate length.

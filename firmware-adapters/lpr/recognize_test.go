@@ -4,6 +4,7 @@ package lpr
 
 import (
 	"errors"
+	"image"
 	"math/rand/v2"
 	"testing"
 
@@ -127,4 +128,38 @@ func tinyJPEG(tb testing.TB) []byte {
 	}
 	defer buf.Close()
 	return append([]byte(nil), buf.GetBytes()...)
+}
+
+// TestPartOf checks when a reading of part of a line counts as a second opinion
+// for the reading of the whole: a character one pitch beyond the part does, an
+// edge just beside the last character does not.
+func TestPartOf(t *testing.T) {
+	row := func(x0 int, n int, gaps ...int) []image.Rectangle {
+		var out []image.Rectangle
+		x := x0
+		for i := 0; i < n; i++ {
+			out = append(out, image.Rect(x, 10, x+10, 30))
+			x += 14
+			if i < len(gaps) {
+				x += gaps[i]
+			}
+		}
+		return out
+	}
+	part := Plate{Text: "G3C8P", Chars: row(114, 5)}
+	whole := Plate{Text: "DG3C8P", Chars: row(100, 6)}
+	if !partOf(part, whole) {
+		t.Errorf("partOf(G3C8P, DG3C8P one pitch before) = false; want true")
+	}
+	if partOf(whole, part) {
+		t.Errorf("partOf(DG3C8P, G3C8P) = true; want false: the whole is no part")
+	}
+	edge := Plate{Text: "G3C8PI", Chars: append(row(114, 5), image.Rect(182, 10, 184, 30))}
+	if partOf(part, edge) {
+		t.Errorf("partOf(G3C8P, G3C8PI with the I just beside the P) = true; want false")
+	}
+	elsewhere := Plate{Text: "DG3C8P", Chars: row(400, 6)}
+	if partOf(part, elsewhere) {
+		t.Errorf("partOf(G3C8P, DG3C8P elsewhere) = true; want false")
+	}
 }
