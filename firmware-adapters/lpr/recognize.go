@@ -410,6 +410,10 @@ func (g *grey) close() {
 type comp struct {
 	r    image.Rectangle
 	area int
+	// halves are the two parts of a component two characters wide, cut
+	// at its thinnest column (splitWide); readLine reads them instead of
+	// the whole when they read better. Nil for most components.
+	halves []image.Rectangle
 }
 
 func (c comp) cx() float64 { return float64(c.r.Min.X+c.r.Max.X) / 2 }
@@ -480,12 +484,19 @@ func (g *grey) lines(dark bool, b binarization) []line {
 	for i := range lns {
 		chars := make([]comp, len(lns[i].chars))
 		for j, c := range lns[i].chars {
-			r := c.r
-			chars[j] = comp{r: image.Rect(int(float64(r.Min.X)*k), int(float64(r.Min.Y)*k), int(float64(r.Max.X)*k), int(float64(r.Max.Y)*k)), area: int(float64(c.area) * k * k)}
+			chars[j] = comp{r: scaleRect(c.r, k), area: int(float64(c.area) * k * k)}
+			for _, h := range c.halves {
+				chars[j].halves = append(chars[j].halves, scaleRect(h, k))
+			}
 		}
 		lns[i] = newLine(chars)
 	}
 	return lns
+}
+
+// scaleRect multiplies r's corners by k.
+func scaleRect(r image.Rectangle, k float64) image.Rectangle {
+	return image.Rect(int(float64(r.Min.X)*k), int(float64(r.Min.Y)*k), int(float64(r.Max.X)*k), int(float64(r.Max.Y)*k))
 }
 
 // passes are the binarizations every image goes through: the first finds
@@ -499,7 +510,88 @@ func findLines(g *grey, dark bool, b binarization) []line {
 	bin := binarize(g, dark, b)
 	defer bin.Close()
 	cs := components(bin, 9, g.h/4)
-	return groupLines(cs)
+	lns := groupLines(cs)
+	for i := range lns {
+		lns[i] = splitWide(bin, lns[i])
+	}
+	return lns
+}
+
+// A component of a line more than splitWidth times as wide as the line's
+// median character may be two characters that touch (or a character and a
+// hyphen, a bolt or a sticker's edge): it is cut in two at its thinnest
+// column in its middle third when that column holds at most splitValley of
+// the ink of the fullest column. It may also be one wide letter (W, M)
+// among narrow digits, so the reader keeps the whole and its halves and
+// reads whichever the classifier is surer of.
+const (
+	splitWidth  = 1.6
+	splitValley = 0.35
+)
+
+// splitWide finds the components of ln that are two characters wide (see
+// splitWidth) and gives them their halves, cut at the thinnest column and
+// trimmed to the columns that hold ink in bin.
+func splitWide(bin gocv.Mat, ln line) line {
+	ws := make([]int, len(ln.chars))
+	for i, c := range ln.chars {
+		ws[i] = c.r.Dx()
+	}
+	sort.Ints(ws)
+	mw := float64(ws[len(ws)/2])
+	pix, err := bin.DataPtrUint8()
+	step := bin.Cols()
+	if err != nil || len(pix) < bin.Rows()*step {
+		return ln
+	}
+	for i, c := range ln.chars {
+		w := c.r.Dx()
+		if float64(w) <= splitWidth*mw || w < 6 {
+			continue
+		}
+		ink := make([]int, w)
+		full := 0
+		for x := 0; x < w; x++ {
+			for y := c.r.Min.Y; y < c.r.Max.Y; y++ {
+				if pix[y*step+c.r.Min.X+x] != 0 {
+					ink[x]++
+				}
+			}
+			full = max(full, ink[x])
+		}
+		cut := -1
+		for x := w / 3; x < w-w/3; x++ {
+			if cut < 0 || ink[x] < ink[cut] || ink[x] == ink[cut] && abs(2*x-w) < abs(2*cut-w) {
+				cut = x
+			}
+		}
+		if cut < 0 || float64(ink[cut]) > splitValley*float64(full) {
+			continue
+		}
+		// Each half keeps the columns with ink, the cut column excluded.
+		trim := func(x0, x1 int) (image.Rectangle, bool) {
+			for x0 < x1 && ink[x0] == 0 {
+				x0++
+			}
+			for x1 > x0 && ink[x1-1] == 0 {
+				x1--
+			}
+			return image.Rect(c.r.Min.X+x0, c.r.Min.Y, c.r.Min.X+x1, c.r.Max.Y), x1-x0 >= 2
+		}
+		l, okl := trim(0, cut)
+		r, okr := trim(cut+1, w)
+		if okl && okr {
+			ln.chars[i].halves = []image.Rectangle{l, r}
+		}
+	}
+	return ln
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // binarize thresholds g with b: ink (dark characters, or light ones with
@@ -702,19 +794,42 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			kept = append(kept, box)
 		}
 	}
+	// charSure is how sure the classifier is that p is its likeliest
+	// character; sureness is how sure it is of what p says, that
+	// character or "not a character".
+	charSure := func(p []float32) float64 {
+		return (1 - float64(p[Reject])) * float64(max32(p[:Reject]))
+	}
+	sureness := func(p []float32) float64 { return max(float64(p[Reject]), charSure(p)) }
+	seen := 0
 	for i, x := range xs {
 		p := classify(x)
-		rej := float64(p[Reject])
-		end := i == 0 || i == len(xs)-1 || len(kept) == 0
-		if rej > rejectInner || end && rej > rejectEnd {
-			continue
+		reads := [][]float32{p}
+		boxes := []image.Rectangle{ln.chars[i].r}
+		// A component two characters wide is read as its two halves
+		// when the classifier is surer of what both halves are (a
+		// character, or a hyphen that is none) than that the whole is
+		// a character, and one half at least is a character.
+		if hx := gl.halves[i]; hx != nil {
+			a, b := classify(hx[0]), classify(hx[1])
+			if min(sureness(a), sureness(b)) > charSure(p) && max(charSure(a), charSure(b)) > 0.5 {
+				reads, boxes = [][]float32{a, b}, ln.chars[i].halves
+			}
 		}
-		add(p, ln.chars[i].r, false)
+		for k, p := range reads {
+			seen++
+			rej := float64(p[Reject])
+			end := i == 0 && k == 0 || i == len(xs)-1 && k == len(reads)-1 || len(kept) == 0
+			if rej > rejectInner || end && rej > rejectEnd {
+				continue
+			}
+			add(p, boxes[k], false)
+		}
 	}
 	if len(kept) < 4 {
 		return Plate{}, false
 	}
-	dropped := len(xs) - len(kept)
+	dropped := seen - len(kept)
 	base := Plate{Angle: -ln.angle * 180 / math.Pi}
 	finish := func(probs [][]float32, kept []image.Rectangle, keepLog float64) Plate {
 		p := base
@@ -853,6 +968,9 @@ type glyphs struct {
 	ends [2][maxEnds][][]float32
 	// pitch is the median distance between character centres.
 	pitch float64
+	// halves[i] are the features of the halves of character i when it
+	// has any (comp.halves), nil otherwise.
+	halves [][][]float32
 }
 
 // lineGlyphs deskews a line and returns its characters' glyph features. With
@@ -882,12 +1000,16 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 	sin, cos := math.Sin(-ln.angle), math.Cos(-ln.angle)
 	xs := make([][]float32, 0, len(ln.chars))
 	boxes := make([]image.Rectangle, 0, len(ln.chars))
-	for _, c := range ln.chars {
+	straighten := func(r image.Rectangle) image.Rectangle {
+		c := comp{r: r}
 		dx, dy := c.cx()-float64(crop.Min.X)-float64(center.X), c.cy()-float64(crop.Min.Y)-float64(center.Y)
 		nx := cos*dx - sin*dy + float64(center.X)
 		ny := sin*dx + cos*dy + float64(center.Y)
-		w, hh := float64(c.r.Dx()), float64(c.r.Dy())
-		boxes = append(boxes, image.Rect(int(nx-w/2-0.5), int(ny-hh/2-0.5), int(nx+w/2+1.5), int(ny+hh/2+1.5)))
+		w, hh := float64(r.Dx()), float64(r.Dy())
+		return image.Rect(int(nx-w/2-0.5), int(ny-hh/2-0.5), int(nx+w/2+1.5), int(ny+hh/2+1.5))
+	}
+	for _, c := range ln.chars {
+		boxes = append(boxes, straighten(c.r))
 	}
 	// Characters of one line share a top and a bottom: a box shorter than
 	// the line's (a broken stroke, a faint curl the threshold lost) grows
@@ -915,6 +1037,29 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 		xs = append(xs, x)
 	}
 	gl.xs = xs
+	// The halves of a component two characters wide, grown to the line's
+	// band like the rest. The trainer labels whole components only.
+	if !parts {
+		gl.halves = make([][][]float32, len(ln.chars))
+		for i, c := range ln.chars {
+			if len(c.halves) != 2 {
+				continue
+			}
+			var hx [][]float32
+			for _, h := range c.halves {
+				b := straighten(h)
+				b.Min.Y, b.Max.Y = min(b.Min.Y, top), max(b.Max.Y, bottom)
+				x := make([]float32, GlyphFeatures)
+				if !glyphFeatures(straight, b, dark, mw, x) {
+					break
+				}
+				hx = append(hx, x)
+			}
+			if len(hx) == 2 {
+				gl.halves[i] = hx
+			}
+		}
+	}
 	if parts {
 		for i := 0; i+1 < len(boxes); i++ {
 			pair := boxes[i].Union(boxes[i+1])

@@ -5,6 +5,7 @@ package lpr
 import (
 	"errors"
 	"image"
+	"image/color"
 	"math/rand/v2"
 	"testing"
 
@@ -161,5 +162,46 @@ func TestPartOf(t *testing.T) {
 	elsewhere := Plate{Text: "DG3C8P", Chars: row(400, 6)}
 	if partOf(part, elsewhere) {
 		t.Errorf("partOf(G3C8P, DG3C8P elsewhere) = true; want false")
+	}
+}
+
+// TestRecognizeTouchingCharacters joins two characters of a rendered plate with
+// a short bar (a hyphen, a dirt streak), which makes one component of them,
+// two characters wide: the reader must cut it at the bar and read both.
+func TestRecognizeTouchingCharacters(t *testing.T) {
+	font := testFont(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	rec, err := NewRecognizer(Options{Country: CountryUS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		text string
+		join int // the bar joins characters join and join+1
+	}{
+		{"ABC1234", 2},
+		{"KLM4821", 3},
+		{"PRT6093", 1},
+	} {
+		r, err := synth.Render(synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := r.CharBoxes[tc.join], r.CharBoxes[tc.join+1]
+		mid := (a.Min.Y + a.Max.Y) / 2
+		bar := image.Rect(a.Max.X-2, mid-3, b.Min.X+2, mid+3)
+		gocv.Rectangle(&r.Image, bar, color.RGBA{0, 0, 0, 0}, -1)
+		plates, err := rec.Recognize(r.Image)
+		r.Image.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if len(plates) > 0 {
+			got = plates[0].Text
+		}
+		if got != tc.text {
+			t.Errorf("Recognize(%s with %c and %c joined) = %q", tc.text, tc.text[tc.join], tc.text[tc.join+1], got)
+		}
 	}
 }
