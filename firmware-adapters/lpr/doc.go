@@ -13,8 +13,12 @@
 //     candidate plates; text with no room for a plate around it inside the
 //     image (a camera's date caption, a cut-off plate) ranks low;
 //  2. deskew: the chain's baseline angle is rotated out;
-//  3. segmentation: each component of the chain is one character, and a window
-//     one character pitch beyond either end may add one the components missed;
+//  3. segmentation: each component of the chain is one character, except one
+//     twice as wide as the line's characters, which is also cut at its thinnest
+//     column and read as two when the classifier is surer of the halves (a
+//     hyphen or a neighbour touching a character); windows one and two pitches
+//     beyond either end, and halfway between neighbours two pitches apart, may
+//     add characters the components missed;
 //  4. recognition: a small perceptron (network.go) classifies each character's
 //     16×24 crop as a character or "not a character" (Reject), which is
 //     dropped; it is trained by cmd/lprtrain on plates rendered with Debian's

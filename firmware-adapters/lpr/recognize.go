@@ -802,6 +802,8 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	}
 	sureness := func(p []float32) float64 { return max(float64(p[Reject]), charSure(p)) }
 	seen := 0
+	// pos[i] is how many characters were kept up to and with character i.
+	pos := make([]int, len(xs))
 	for i, x := range xs {
 		p := classify(x)
 		reads := [][]float32{p}
@@ -825,6 +827,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			}
 			add(p, boxes[k], false)
 		}
+		pos[i] = len(kept)
 	}
 	if len(kept) < 4 {
 		return Plate{}, false
@@ -848,9 +851,6 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		return p
 	}
 	best := finish(probs, kept, keepLog)
-	if dropped > 0 {
-		return best, true
-	}
 	// sure returns the reading of the window, among alts, that the classifier
 	// is surest is a character, or nil if it is sure of none.
 	sure := func(alts [][]float32) []float32 {
@@ -862,6 +862,32 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			}
 		}
 		return surest
+	}
+	// A character between two neighbours two pitches apart that is no
+	// component of its own: the reading with it competes with the
+	// reading without, as one beyond an end does.
+	base0 := best
+	for _, gw := range gl.gaps {
+		p := sure(gw.alts)
+		k := pos[gw.after]
+		if p == nil || k == 0 || k >= len(kept) {
+			continue
+		}
+		cp := p[:Reject]
+		for j := range cp {
+			cp[j] /= 1 - p[Reject]
+		}
+		pr := append(append(append([][]float32(nil), probs[:k]...), cp), probs[k:]...)
+		kb := append(append(append([]image.Rectangle(nil), kept[:k]...), gw.box), kept[k:]...)
+		if c := finish(pr, kb, keepLog+math.Log(max(1-float64(p[Reject]), 1e-6))); c.score(r.country)-endCost > best.score(r.country) {
+			best = c
+		}
+	}
+	// A line that lost a component to the classifier, or that already
+	// gained one in a gap, is not also extended at its ends: one
+	// addition per reading keeps guesses from piling up.
+	if dropped > 0 || best.Text != base0.Text {
+		return best, true
 	}
 	// A character at either end that is no component of its own: the
 	// reading with it competes with the reading without.
@@ -971,6 +997,18 @@ type glyphs struct {
 	// halves[i] are the features of the halves of character i when it
 	// has any (comp.halves), nil otherwise.
 	halves [][][]float32
+	// gaps are windows halfway between neighbours two pitches apart,
+	// where a character the components missed would stand.
+	gaps []gapWindow
+}
+
+// gapWindow is where one more character would stand between characters
+// after and after+1 of a line: box in the image, alts its features at a
+// few widths.
+type gapWindow struct {
+	after int
+	box   image.Rectangle
+	alts  [][]float32
 }
 
 // lineGlyphs deskews a line and returns its characters' glyph features. With
@@ -1108,8 +1146,46 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 			}
 		}
 	}
+	// The gap windows: neighbours about two pitches apart leave room for
+	// one character the components missed (one touching an emblem or a
+	// sticker between the groups); the window is halfway, kept clear of
+	// both neighbours.
+	for i := 0; i+1 < len(boxes); i++ {
+		a, b := boxes[i], boxes[i+1]
+		d := float64(b.Min.X+b.Max.X-a.Min.X-a.Max.X) / 2
+		if d < gapMin*gl.pitch || d > gapMax*gl.pitch {
+			continue
+		}
+		cx := float64(a.Min.X+a.Max.X+b.Min.X+b.Max.X) / 4
+		gw := gapWindow{after: i}
+		for _, k := range []float64{1, 1.3} {
+			half := k * mw / 2
+			win := image.Rect(max(int(cx-half), a.Max.X+1), a.Min.Y, min(int(math.Ceil(cx+half)), b.Min.X-1), a.Max.Y)
+			win = inkColumns(straight, win, dark)
+			if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
+				continue
+			}
+			x := make([]float32, GlyphFeatures)
+			if glyphFeatures(straight, win, dark, mw, x) {
+				gw.alts = append(gw.alts, x)
+			}
+		}
+		if len(gw.alts) > 0 {
+			ca, cb := ln.chars[i].r, ln.chars[i+1].r
+			mx := (ca.Min.X + ca.Max.X + cb.Min.X + cb.Max.X) / 4
+			gw.box = image.Rect(mx-int(mw/2), ca.Min.Y, mx+int(mw/2)+1, ca.Max.Y)
+			gl.gaps = append(gl.gaps, gw)
+		}
+	}
 	return gl, true
 }
+
+// Neighbours whose centres are gapMin to gapMax pitches apart have room for
+// one character between them.
+const (
+	gapMin = 1.7
+	gapMax = 2.5
+)
 
 // maxEnds is how many characters readLine looks for beyond either end of a
 // line.

@@ -205,3 +205,43 @@ func TestRecognizeTouchingCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestRecognizeCharacterInGap joins one character of a rendered plate to a
+// blot above it (an emblem, a sticker), which makes it no character-shaped
+// component: the reader must find it in the gap it leaves between its
+// neighbours.
+func TestRecognizeCharacterInGap(t *testing.T) {
+	font := testFont(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	rec, err := NewRecognizer(Options{Country: CountryUS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		text string
+		blot int // the character joined to the blot
+	}{
+		{"ABC1234", 4},
+		{"KLM4821", 2},
+	} {
+		r, err := synth.Render(synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := r.CharBoxes[tc.blot]
+		blot := image.Rect(c.Min.X, c.Min.Y-c.Dy(), c.Max.X, c.Min.Y+2)
+		gocv.Rectangle(&r.Image, blot, color.RGBA{0, 0, 0, 0}, -1)
+		plates, err := rec.Recognize(r.Image)
+		r.Image.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if len(plates) > 0 {
+			got = plates[0].Text
+		}
+		if got != tc.text {
+			t.Errorf("Recognize(%s with %c under a blot) = %q", tc.text, tc.text[tc.blot], got)
+		}
+	}
+}
