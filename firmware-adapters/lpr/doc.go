@@ -19,12 +19,17 @@
 //     hyphen or a neighbour touching a character); windows one and two pitches
 //     beyond either end, and halfway between neighbours two pitches apart, may
 //     add characters the components missed;
-//  4. recognition: a small perceptron (network.go) classifies each character's
-//     16×24 crop as a character or "not a character" (Reject), which is
-//     dropped; it is trained by cmd/lprtrain on plates rendered with Debian's
-//     fonts (synth), never on photographs, and embedded as model.bin;
+//  4. recognition: each character's box is grown to the line's median top and
+//     bottom and its crop scaled to 16×24; an ensemble of two small
+//     perceptrons (network.go) classifies its pixels, aspect ratio, width
+//     relative to the line and edge-direction histograms as a character or
+//     "not a character" (Reject), which is dropped; they are trained by
+//     cmd/lprtrain on plates rendered with Debian's fonts and pinned web fonts
+//     (synth), never on photographs, and embedded as model.bin;
 //  5. formats: per country, letter/digit shapes resolve O/0, I/1, B/8, S/5, Z/2
-//     and G/6 (format.go);
+//     and G/6 (format.go; between O and 0 the shape has the last word, and US
+//     series rarely use I, O, Q); candidates rank by confidence, format, length,
+//     and second opinions from the other binarizations;
 //  6. voting: a Reader reads several frames per vehicle and votes with
 //     plate.Vote; a vote without a strict majority is reported unsure (text with
 //     confidence 0), never guessed.

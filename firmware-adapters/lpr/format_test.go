@@ -47,8 +47,7 @@ func TestDecode(t *testing.T) {
 		// preference counts at most pairDoubt, the shape decides
 		// (LLNNNLL, Slovak and Croatian fonts draw O and 0 alike).
 		{"a sure O inside digits is still 0", probsFor(sure('R'), sure('K'), sure('6'), map[byte]float32{'O': 0.993, '0': 0.004}, sure('3'), sure('A'), sure('V')), CountryEU, "RK603AV", "LLNNNLL", 0.5, 1},
-		// Without the limit a sure I would stay, but not a sure 1 or any
-		// other character.
+		// The limit is for O and 0 only: a sure B among digits stays B.
 		{"a sure B among digits stays", probsFor(sure('1'), sure('2'), map[byte]float32{'B': 0.97, '8': 0.02}, sure('3'), sure('4')), CountryEU, "12B34", "", 0.5, 1},
 		// Most US series leave out I, O and Q: where the shape is no help,
 		// a near tie goes to the digit; in Europe it stays with the letter.

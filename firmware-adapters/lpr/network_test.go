@@ -36,8 +36,8 @@ func TestOrientationFeatures(t *testing.T) {
 	if n := norm(coarse); math.Abs(n-2) > 1e-4 {
 		t.Errorf("coarse features' norm %v, want 2", n)
 	}
-	// The bar's left edge lies in the second column of fine cells, the right
-	// one too (columns 5..9): the first and last columns stay empty.
+	// The bar's edges (pixel columns 5 to 9) lie in the second and third
+	// columns of fine cells: the first and last columns stay empty.
 	for cy := 0; cy < GlyphH/orientCell; cy++ {
 		for _, cx := range []int{0, GlyphW/orientCell - 1} {
 			c := (cy*(GlyphW/orientCell) + cx) * orientBins
@@ -58,5 +58,32 @@ func TestOrientationFeatures(t *testing.T) {
 		if v != 0 {
 			t.Fatalf("blank glyph: feature %d = %v", i, v)
 		}
+	}
+}
+
+// Training shares each minibatch among goroutines; the same samples, options
+// and number of workers must give the same model, byte for byte.
+func TestTrainWorkersDeterministic(t *testing.T) {
+	var samples []GlyphSample
+	for i := range 300 {
+		x := make([]float32, GlyphFeatures)
+		for k := range x {
+			x[k] = float32((i*31+k*17)%97) / 97
+		}
+		samples = append(samples, GlyphSample{X: x, Class: i % (Reject + 1)})
+	}
+	train := func(workers int) []byte {
+		b, err := Train(samples, TrainOptions{Hidden: 16, Epochs: 3, Rate: 0.05, Seed: 3, Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := train(3), train(3)
+	if string(a) != string(b) {
+		t.Error("two trainings with 3 workers gave different models")
+	}
+	if one := train(1); len(one) != len(a) {
+		t.Errorf("1 worker: %d bytes, 3 workers: %d", len(one), len(a))
 	}
 }

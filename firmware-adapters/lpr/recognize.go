@@ -501,7 +501,10 @@ func scaleRect(r image.Rectangle, k float64) image.Rectangle {
 
 // passes are the binarizations every image goes through: the first finds
 // most plates; the second, with a smaller block and offset, keeps thin and
-// faint strokes whole and cuts characters off a frame they touch.
+// faint strokes whole and cuts characters off a frame they touch; the third,
+// with twice the block, keeps large characters whole; the fourth is the first
+// with long horizontal runs of ink removed, which frees characters from a
+// frame or a dealer band they touch.
 var passes = []binarization{{1, 7, 0, false}, {0.5, 4, 0, false}, {2, 7, 0, false}, {1, 7, 0, true}}
 
 // findLines binarizes g for dark characters on a light plate (or the reverse)
@@ -687,9 +690,14 @@ func (ln line) key(dark bool) string {
 		b = append(b, 0)
 	}
 	for _, c := range ln.chars {
-		for _, v := range []int{c.r.Min.X, c.r.Min.Y, c.r.Max.X, c.r.Max.Y} {
-			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		// The halves too: another binarization may cut the same
+		// component elsewhere, or not at all.
+		for _, r := range append([]image.Rectangle{c.r}, c.halves...) {
+			for _, v := range []int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y} {
+				b = binary.LittleEndian.AppendUint32(b, uint32(v))
+			}
 		}
+		b = append(b, byte(len(c.halves)))
 	}
 	return string(b)
 }
@@ -761,8 +769,10 @@ const (
 
 // readLine deskews the line, classifies its characters and decodes them.
 // Characters the classifier calls "not a character" are dropped; a line left
-// with fewer than four is no plate. A character found at either end where no
-// component was is added.
+// with fewer than four is no plate. A component two characters wide may be
+// read as its halves; characters found where no component was (one or two
+// pitches beyond either end, halfway across a gap of two pitches) are added
+// when the reading with them scores better.
 func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	gl, ok := lineGlyphs(g, ln, dark, false)
 	if !ok {
@@ -801,7 +811,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		return (1 - float64(p[Reject])) * float64(max32(p[:Reject]))
 	}
 	sureness := func(p []float32) float64 { return max(float64(p[Reject]), charSure(p)) }
-	seen := 0
+	dropped := 0
 	// pos[i] is how many characters were kept up to and with character i.
 	pos := make([]int, len(xs))
 	for i, x := range xs {
@@ -818,8 +828,8 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 				reads, boxes = [][]float32{a, b}, ln.chars[i].halves
 			}
 		}
+		before := len(kept)
 		for k, p := range reads {
-			seen++
 			rej := float64(p[Reject])
 			end := i == 0 && k == 0 || i == len(xs)-1 && k == len(reads)-1 || len(kept) == 0
 			if rej > rejectInner || end && rej > rejectEnd {
@@ -827,12 +837,16 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			}
 			add(p, boxes[k], false)
 		}
+		// A component counts as dropped when nothing of it was kept: the
+		// hyphen half of a split one was never a character.
+		if len(kept) == before {
+			dropped++
+		}
 		pos[i] = len(kept)
 	}
 	if len(kept) < 4 {
 		return Plate{}, false
 	}
-	dropped := seen - len(kept)
 	base := Plate{Angle: -ln.angle * 180 / math.Pi}
 	finish := func(probs [][]float32, kept []image.Rectangle, keepLog float64) Plate {
 		p := base
@@ -847,7 +861,13 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		}
 		out := plateBox(u, ln.h, r.country)
 		bounds := image.Rect(0, 0, g.w, g.h)
-		p.Box, p.Chars, p.cut = out.Intersect(bounds), kept, !out.In(bounds.Inset(1))
+		p.Box, p.cut = out.Intersect(bounds), !out.In(bounds.Inset(1))
+		// A character added beyond an end may stand partly outside the
+		// image; the boxes handed out are clipped to it.
+		p.Chars = make([]image.Rectangle, len(kept))
+		for i, c := range kept {
+			p.Chars[i] = c.Intersect(bounds)
+		}
 		return p
 	}
 	best := finish(probs, kept, keepLog)
@@ -1160,7 +1180,12 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 		gw := gapWindow{after: i}
 		for _, k := range []float64{1, 1.3} {
 			half := k * mw / 2
-			win := image.Rect(max(int(cx-half), a.Max.X+1), a.Min.Y, min(int(math.Ceil(cx+half)), b.Min.X-1), a.Max.Y)
+			// A literal, not image.Rect: where the neighbours leave no room
+			// the window must come out empty, not be flipped onto one.
+			win := image.Rectangle{Min: image.Pt(max(int(cx-half), a.Max.X+1), a.Min.Y), Max: image.Pt(min(int(math.Ceil(cx+half)), b.Min.X-1), a.Max.Y)}
+			if win.Empty() {
+				continue
+			}
 			win = inkColumns(straight, win, dark)
 			if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
 				continue

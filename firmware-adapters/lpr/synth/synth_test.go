@@ -21,6 +21,8 @@ func TestRenderCharBoxes(t *testing.T) {
 		{Text: "AB 123", Style: EU, Font: f, CharHeight: 30},
 		{Text: "7WWM421", Style: US, Font: f, CharHeight: 24, Tilt: 4, Perspective: 0.1, Tracking: 0.2},
 		{Text: "M1I1W", Style: EU, Font: f, CharHeight: 40, Tracking: -0.05, Squeeze: 0.8},
+		{Text: "KX 4821", Style: US, Font: f, CharHeight: 30, Weight: 3, Clutter: true, Tracking: 0.1},
+		{Text: "HB6L0Z", Style: EU, Font: f, CharHeight: 20, Weight: -3, Clutter: true},
 	} {
 		r, err := Render(p, rng)
 		if err != nil {

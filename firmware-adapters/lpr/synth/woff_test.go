@@ -134,8 +134,23 @@ func FuzzWOFFToSFNT(f *testing.F) {
 	f.Add([]byte("wOFF"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		out, err := WOFFToSFNT(b)
-		if err == nil && len(out) < 12 {
+		if err != nil {
+			return
+		}
+		// What comes out is a well-formed directory: as many tables as the
+		// WOFF header says, each inside the file.
+		if len(out) < 12 {
 			t.Fatalf("%d bytes of sfnt without an error", len(out))
+		}
+		n := int(binary.BigEndian.Uint16(out[4:]))
+		if n != int(binary.BigEndian.Uint16(b[12:])) || 12+16*n > len(out) {
+			t.Fatalf("sfnt directory of %d tables in %d bytes", n, len(out))
+		}
+		for i := 0; i < n; i++ {
+			r := out[12+16*i:]
+			if off, ln := binary.BigEndian.Uint32(r[8:]), binary.BigEndian.Uint32(r[12:]); uint64(off)+uint64(ln) > uint64(len(out)) {
+				t.Fatalf("table %d at %d+%d outside %d bytes", i, off, ln, len(out))
+			}
 		}
 	})
 }

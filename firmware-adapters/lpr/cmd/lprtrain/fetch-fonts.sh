@@ -1,9 +1,10 @@
 #!/bin/sh
 # fetch-fonts.sh DIR: fetches the web fonts lprtrain draws plates with beside
-# Debian's, from pinned npm packages (fontsource; every one of these fonts is
-# under the SIL Open Font License), into DIR/NAME/*.woff. npm checks each
-# package against the registry's integrity hash. Fonts already in DIR are
-# kept. Narrow grotesques and highway-sign faces: US plates use such shapes
+# Debian's, from npm packages at pinned versions (fontsource; every one of
+# these fonts is under the SIL Open Font License), into DIR/NAME/*.woff. npm
+# checks each tarball against the integrity hash the registry publishes for
+# that version (no hash is kept here; a version, once published, cannot be
+# replaced on npm). Fonts already in DIR are kept. Narrow grotesques and highway-sign faces: US plates use such shapes
 # (Barlow was drawn after California's plates and signs, Overpass after
 # Highway Gothic), and many European plates DIN-like ones.
 set -eu
