@@ -20,8 +20,9 @@ const Reject = len(Classes)
 
 // Glyph geometry: every character crop is scaled into a GlyphW×GlyphH grid
 // (stretched to the full width unless it is narrower than FullWidthAspect,
-// centred); the classifier sees those pixels, the crop's aspect ratio and
-// histograms of the grid's edge directions (orientationFeatures).
+// centred); the classifier sees those pixels, the crop's aspect ratio, its
+// width relative to the line's median character and histograms of the grid's
+// edge directions (orientationFeatures).
 const (
 	GlyphW = 16
 	GlyphH = 24
@@ -271,7 +272,9 @@ func Train(samples []GlyphSample, o TrainOptions) ([]byte, error) {
 			return nil, errors.New("lpr: malformed training sample")
 		}
 	}
-	rng := rand.New(rand.NewPCG(o.Seed, 7))
+	// The second word keeps this stream apart from lprtrain's per-plate
+	// streams (seed, 0…plates-1) of the same seed.
+	rng := rand.New(rand.NewPCG(o.Seed, 1<<63|7))
 	n := &network{in: GlyphFeatures, hid: o.Hidden, out: len(Classes) + 1}
 	n.w1, n.b1 = make([]float32, n.hid*n.in), make([]float32, n.hid)
 	n.w2, n.b2 = make([]float32, n.out*n.hid), make([]float32, n.out)

@@ -182,6 +182,9 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 	}
 	x0 := band + (pw-band-textW)/2
 	if p.Clutter {
+		if p.Style == US && rng.IntN(2) == 0 || rng.IntN(6) == 0 {
+			pictorial(plate, rng, paper, ink, band, charTop)
+		}
 		clutterPlate(plate, p, rng, ink, band, x0, textW, charTop)
 	}
 	scaled := scaleAlpha(txt, textW, drawH)
@@ -372,6 +375,60 @@ func disc(img *image.RGBA, cx, cy, r int, c color.RGBA) {
 	}
 }
 
+// pictorial paints what picture plates put behind their characters: a tinted
+// gradient (a sky, a sunset), a pale emblem, and hills or a skyline along the
+// bottom, darker, which the characters may stand in, so that they are no
+// longer components of their own.
+func pictorial(plate *image.RGBA, rng *rand.Rand, paper, ink color.RGBA, band, charTop int) {
+	pw, ph := plate.Rect.Dx(), plate.Rect.Dy()
+	tint := color.RGBA{uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(rng.IntN(256)), 255}
+	blend := func(a, b color.RGBA, t float64) color.RGBA {
+		m := func(x, y uint8) uint8 { return uint8(float64(x)*(1-t) + float64(y)*t) }
+		return color.RGBA{m(a.R, b.R), m(a.G, b.G), m(a.B, b.B), 255}
+	}
+	inside := image.Rect(band, 0, pw, ph).Inset(max(2, ph/30))
+	if rng.IntN(2) == 0 {
+		top, k := rng.IntN(2) == 0, 0.2+rng.Float64()*0.4
+		for y := inside.Min.Y; y < inside.Max.Y; y++ {
+			t := k * float64(y) / float64(ph)
+			if top {
+				t = k - t
+			}
+			for x := inside.Min.X; x < inside.Max.X; x++ {
+				plate.SetRGBA(x, y, blend(plate.RGBAAt(x, y), tint, t))
+			}
+		}
+	}
+	if rng.IntN(2) == 0 {
+		c := blend(paper, tint, 0.15+rng.Float64()*0.25)
+		cx, cy := inside.Min.X+rng.IntN(inside.Dx()), inside.Min.Y+rng.IntN(inside.Dy())
+		rx, ry := ph/4+rng.IntN(ph/3), ph/5+rng.IntN(ph/4)
+		for y := cy - ry; y <= cy+ry; y++ {
+			for x := cx - rx; x <= cx+rx; x++ {
+				dx, dy := float64(x-cx)/float64(rx), float64(y-cy)/float64(ry)
+				if dx*dx+dy*dy <= 1 && image.Pt(x, y).In(inside) {
+					plate.SetRGBA(x, y, c)
+				}
+			}
+		}
+	}
+	if rng.IntN(2) == 0 {
+		// Hills: a sum of two waves whose crests reach up to a third of the
+		// way into the characters.
+		c := blend(blend(paper, tint, 0.5), ink, 0.25+rng.Float64()*0.45)
+		base := float64(ph - (charTop + drawH) + rng.IntN(drawH/3))
+		a1, a2 := rng.Float64()*float64(drawH)/4, rng.Float64()*float64(drawH)/6
+		f1, f2 := (1+rng.Float64()*3)*2*math.Pi/float64(pw), (4+rng.Float64()*8)*2*math.Pi/float64(pw)
+		p1, p2 := rng.Float64()*2*math.Pi, rng.Float64()*2*math.Pi
+		for x := inside.Min.X; x < inside.Max.X; x++ {
+			h := base + a1*math.Sin(f1*float64(x)+p1) + a2*math.Sin(f2*float64(x)+p2)
+			for y := max(inside.Min.Y, ph-int(h)); y < inside.Max.Y; y++ {
+				plate.SetRGBA(x, y, c)
+			}
+		}
+	}
+}
+
 // grille draws a row of bars about as tall as the characters: radiator grilles
 // and fences are what a character finder mistakes for plates.
 func grille(scene *gocv.Mat, charH int, rng *rand.Rand) {
@@ -394,6 +451,8 @@ func grille(scene *gocv.Mat, charH int, rng *rand.Rand) {
 // drawText renders s with f so that capitals are h pixels high, as an alpha mask
 // cropped to the ink, with track×h pixels added after every character. It also
 // returns the columns each character other than a space spans in the mask.
+// Characters are drawn one at a time, so pairs the font kerns are not kerned
+// (the mask may be a little wider than the ink needs).
 func drawText(s string, f *opentype.Font, h int, track float64) (*image.Alpha, [][2]int, error) {
 	face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: float64(h) * 1.4, DPI: 72, Hinting: font.HintingNone})
 	if err != nil {

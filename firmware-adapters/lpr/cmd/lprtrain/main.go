@@ -1,22 +1,30 @@
 //go:build gocv
 
 // Command lprtrain trains the recognizer's glyph classifier on plates it renders
-// itself with the fonts Debian ships (fonts-dejavu, fonts-liberation2,
-// fonts-freefont-ttf, fonts-urw-base35, fonts-croscore, fonts-roboto-unhinted,
-// fonts-bebas-neue, fonts-b612, fonts-open-sans, fonts-league-spartan,
-// fonts-cantarell: .ci/install-deps installs them), and writes
-// firmware-adapters/lpr/model.bin. No photograph is used. Everything random is
-// drawn from the seed, so the same flags give the same model.
+// itself, and writes firmware-adapters/lpr/model.bin. No photograph is used.
+// The fonts are Debian's (fonts-dejavu, fonts-liberation2, fonts-freefont-ttf,
+// fonts-urw-base35, fonts-croscore, fonts-roboto-unhinted, fonts-bebas-neue,
+// fonts-b612, fonts-open-sans, fonts-league-spartan, fonts-cantarell,
+// fonts-opendin, fonts-cabin, fonts-yanone-kaffeesatz, fonts-lato, fonts-jura,
+// fonts-clear-sans, fonts-manrope: .ci/install-deps installs them; a missing
+// one is skipped with a log line) and, with -webfonts, the web fonts
+// fetch-fonts.sh takes from npm. Everything random is drawn from the seed, so
+// the same flags and the same fonts give the same model.
 //
-// Each rendered plate is segmented by the recognizer's own segmentation
-// (lpr.SegmentGlyphs, every binarization), so the classifier learns the crops it
-// will be shown; a component covering one character's box (synth.Rendered's
-// CharBoxes) is that character, also where its neighbours were broken or
-// merged. Components outside the plate, or beside the text on it (band,
-// screws, frame), and each two neighbouring characters taken together are the
-// "not a character" samples, at most a quarter of all.
+// The model is an ensemble of -models networks; the k-th (from 0) is trained
+// from seed+k on plates of its own. Each rendered plate is segmented by the recognizer's
+// own segmentation (lpr.SegmentGlyphs, every binarization), so the classifier
+// learns the crops it will be shown; a component that covers one character's
+// box (synth.Rendered's CharBoxes, intersection over union at least labelIoU)
+// and not a third of another's is that character, also where its neighbours
+// were broken or merged. Components outside the plate, or beside the text on it
+// (band, screws, frame), and each two neighbouring characters taken together
+// (on lines whose characters are all whole) are the "not a character" samples,
+// at most a quarter of all.
 //
-//	go run -tags gocv ./firmware-adapters/lpr/cmd/lprtrain -out firmware-adapters/lpr/model.bin
+//	make lpr-model
+//
+// runs it as the committed model was made.
 package main
 
 import (
@@ -100,6 +108,10 @@ func main() {
 	fmt.Printf("wrote %s (%d bytes)\n", *out, len(model))
 }
 
+// labelIoU is how much of a character's box (intersection over union) a
+// component must cover to be labelled that character.
+const labelIoU = 0.5
+
 // trainOne renders plates with fonts from seed and trains one network on them.
 func trainOne(fonts []*opentype.Font, plates, hidden, epochs int, seed uint64) []byte {
 	// Plates are rendered and segmented by as many workers as there are
@@ -128,7 +140,7 @@ func trainOne(fonts []*opentype.Font, plates, hidden, epochs int, seed uint64) [
 		}()
 	}
 	wg.Wait()
-	rng := rand.New(rand.NewPCG(seed, 99))
+	rng := rand.New(rand.NewPCG(seed, 1<<63|99)) // not a plate's stream
 	var samples, rejects []lpr.GlyphSample
 	used, skipped := 0, 0
 	for _, r := range results {
@@ -182,30 +194,37 @@ func renderPlate(fonts []*opentype.Font, rng *rand.Rand) (samples, rejects []lpr
 	}
 	tb := r.TextBox.Inset(-max(2, r.TextBox.Dy()/8))
 	for _, ln := range lines {
-		// A component that covers one character's box is that character,
-		// even where the line's other characters were broken or merged:
-		// those plates are the hard ones. What lies outside the plate, or
-		// beside the text on it, is not a character; pieces and merges
-		// inside the text are left out. Small text above and below US
+		// A component that covers one character's box, and no more than a
+		// sliver of another's, is that character, even where the line's
+		// other characters were broken or merged: those plates are the
+		// hard ones. Two characters merged into one component are no
+		// character, and a second component on a character already
+		// labelled is a piece: both are left out, as is any other piece
+		// inside the text. What lies outside the plate, or beside the text
+		// on it, is not a character. Small text above and below US
 		// characters is real text: left out too.
 		inText, whole := 0, true
 		used := make([]bool, len(chars))
 		for k, c := range ln.Chars {
 			ctr := image.Pt((c.Min.X+c.Max.X)/2, (c.Min.Y+c.Max.Y)/2)
-			j, best := -1, 0.5
+			j, best := -1, labelIoU
 			for i, cb := range r.CharBoxes {
 				if v := lpr.IoU(c, cb); v >= best && ctr.In(cb) {
 					j, best = i, v
 				}
 			}
+			for i, cb := range r.CharBoxes {
+				if in := c.Intersect(cb); j >= 0 && i != j && in.Dx()*in.Dy()*3 > cb.Dx()*cb.Dy() {
+					j = -1 // it holds much of a neighbour too
+				}
+			}
 			switch {
-			case j >= 0:
+			case j >= 0 && !used[j]:
 				inText++
-				whole = whole && !used[j]
 				used[j] = true
 				samples = append(samples, lpr.GlyphSample{X: ln.Features[k], Class: strings.IndexByte(lpr.Classes, chars[j])})
 				ok = true
-			case ctr.In(tb) && c.In(tb):
+			case j >= 0 || ctr.In(tb) && c.In(tb):
 				inText++
 				whole = false
 			case !ctr.In(r.PlateBox) || (ctr.Y >= r.TextBox.Min.Y && ctr.Y < r.TextBox.Max.Y):
