@@ -91,10 +91,11 @@ func decode(probs [][]float32, country Country) (string, string, float64) {
 				alts[i] = append(alts[i], choice{q, math.Log(float64(max(p[k], 1e-6)))})
 			}
 			// Within the pair, the glyph's shape counts at most pairDoubt
-			// nats: many plate fonts draw O and 0 (or I and 1, B and 8)
-			// nearly alike, and a classifier trained on other fonts is
-			// sure of the wrong one. The pair's total stays; the
-			// plate's shape decides the split.
+			// nats: many plate fonts draw O and 0 nearly alike, and a
+			// classifier trained on other fonts is sure of the wrong one.
+			// The pair's total stays; the plate's shape decides the
+			// split. (I/1, B/8 and the others differ enough in shape to
+			// keep the classifier's word.)
 			c := alts[i][0].c
 			pc, pq := float64(p[strings.IndexByte(Classes, c)]), float64(p[k])
 			if d, ok := pairDoubt[c]; ok && pc > 0 && pq > 0 && math.Log(pc/pq) > d {
