@@ -182,6 +182,7 @@ func Render(p Plate, rng *rand.Rand) (Rendered, error) {
 	}
 	x0 := band + (pw-band-textW)/2
 	if p.Clutter {
+		// Picture plates: more than half of US ones, a sixth of others.
 		if p.Style == US && rng.IntN(2) == 0 || rng.IntN(6) == 0 {
 			pictorial(plate, rng, paper, ink, band, charTop)
 		}
@@ -413,8 +414,9 @@ func pictorial(plate *image.RGBA, rng *rand.Rand, paper, ink color.RGBA, band, c
 		}
 	}
 	if rng.IntN(2) == 0 {
-		// Hills: a sum of two waves whose crests reach up to a third of the
-		// way into the characters.
+		// Hills: a sum of two waves along a base that reaches up to a
+		// third of the way into the characters; the crests may rise to
+		// three quarters of their height.
 		c := blend(blend(paper, tint, 0.5), ink, 0.25+rng.Float64()*0.45)
 		base := float64(ph - (charTop + drawH) + rng.IntN(drawH/3))
 		a1, a2 := rng.Float64()*float64(drawH)/4, rng.Float64()*float64(drawH)/6
