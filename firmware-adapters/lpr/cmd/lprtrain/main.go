@@ -73,7 +73,15 @@ func main() {
 	models := flag.Int("models", 2, "networks in the ensemble, from seed, seed+1, …")
 	webfonts := flag.String("webfonts", "", "folder fetch-fonts.sh filled: its */*.woff are drawn with too")
 	flag.Parse()
+	if *models < 1 || *models > 8 {
+		log.Fatalf("lprtrain: -models %d: an ensemble has 1 to 8 networks", *models)
+	}
 
+	for _, n := range TrainFonts {
+		if len(synth.Fonts(n)) == 0 {
+			log.Printf("font %s is not installed: skipped (the model will not be the committed one)", n)
+		}
+	}
 	paths := synth.Fonts(TrainFonts...)
 	if *webfonts != "" {
 		m, err := filepath.Glob(filepath.Join(*webfonts, "*", "*.woff"))
