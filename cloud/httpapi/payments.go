@@ -655,13 +655,8 @@ func (a *api) createRefund(c *fiber.Ctx) error {
 		return err
 	}
 	if f.Status == postgres.RefundPending {
-		res, perr := prov.Refund(ctx, payment.RefundRequest{Reference: pay.ProviderReference, Amount: f.Amount,
-			IdempotencyKey: "gatehouse-refund-" + f.ID})
-		switch cloud.ErrorCode(perr) {
-		case "":
-		case cloud.EINVALID:
-			res = payment.RefundResult{Failure: cloud.ErrorMessage(perr)}
-		default:
+		res, perr := askRefund(ctx, prov, f, pay)
+		if perr != nil {
 			// Unknown outcome: the refund stays pending and counted; a retry with the
 			// same Idempotency-Key asks the provider again with the same key.
 			a.audit(c, cloud.AuditEntry{Action: "payment.refund", Target: target, Facility: pay.Facility, Outcome: cloud.OutcomeFailed,

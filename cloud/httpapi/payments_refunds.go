@@ -62,14 +62,9 @@ func refundReservation(ctx context.Context, db *postgres.DB, prov payment.Provid
 		return err
 	}
 	if f.Status == postgres.RefundPending {
-		res, perr := prov.Refund(ctx, payment.RefundRequest{Reference: pay.ProviderReference, Amount: f.Amount,
-			IdempotencyKey: "gatehouse-refund-" + f.ID})
-		switch cloud.ErrorCode(perr) {
-		case "":
-		case cloud.EINVALID:
-			res = payment.RefundResult{Failure: cloud.ErrorMessage(perr)}
-		default:
-			return perr // unknown outcome: the refund stays pending; the next round asks again
+		res, err := askRefund(ctx, prov, f, pay)
+		if err != nil {
+			return err // unknown outcome: the refund stays pending; the next round asks again
 		}
 		if f, _, err = db.FinishRefund(ctx, f.ID, res, now()); err != nil {
 			return err
@@ -79,4 +74,21 @@ func refundReservation(ctx context.Context, db *postgres.DB, prov payment.Provid
 		return fmt.Errorf("the provider declined the refund %s (%s): staff must refund it by hand", f.ID, f.Failure)
 	}
 	return db.MarkReservationRefunded(ctx, r.ID, f.ProviderReference, now())
+}
+
+// askRefund asks the provider to pay out the pending refund f of pay, with the
+// refund's own idempotency key, and returns what to record: a refusal as a
+// failed result. An unknown outcome (the provider unreachable, an answer lost)
+// is returned as the provider's error; f stays pending, to be asked again with
+// the same key.
+func askRefund(ctx context.Context, prov payment.Provider, f postgres.Refund, pay postgres.Payment) (payment.RefundResult, error) {
+	res, err := prov.Refund(ctx, payment.RefundRequest{Reference: pay.ProviderReference, Amount: f.Amount,
+		IdempotencyKey: "gatehouse-refund-" + f.ID})
+	switch cloud.ErrorCode(err) {
+	case "":
+		return res, nil
+	case cloud.EINVALID:
+		return payment.RefundResult{Failure: cloud.ErrorMessage(err)}, nil
+	}
+	return res, err
 }
