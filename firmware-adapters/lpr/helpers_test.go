@@ -5,6 +5,7 @@ package lpr
 import (
 	"fmt"
 	"image"
+	"image/color"
 	"math/rand/v2"
 	"testing"
 
@@ -65,3 +66,24 @@ func randomPlate(rng *rand.Rand, style synth.Style) string {
 func pct(k, n int) string { return fmt.Sprintf("%d/%d", k, n) }
 
 func image2(w, h int) image.Point { return image.Pt(w, h) }
+
+// readInked renders p, fills the rectangle ink chooses from the rendering with
+// black ink (a bar joining characters, a blot over one) and returns the best
+// plate Recognize reads, "" for none.
+func readInked(tb testing.TB, rec *Recognizer, p synth.Plate, rng *rand.Rand, ink func(synth.Rendered) image.Rectangle) string {
+	tb.Helper()
+	r, err := synth.Render(p, rng)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer r.Image.Close()
+	gocv.Rectangle(&r.Image, ink(r), color.RGBA{0, 0, 0, 0}, -1)
+	plates, err := rec.Recognize(r.Image)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(plates) == 0 {
+		return ""
+	}
+	return plates[0].Text
+}

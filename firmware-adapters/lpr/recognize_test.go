@@ -5,7 +5,6 @@ package lpr
 import (
 	"errors"
 	"image"
-	"image/color"
 	"math/rand/v2"
 	"testing"
 
@@ -183,23 +182,12 @@ func TestRecognizeTouchingCharacters(t *testing.T) {
 		{"KLM4821", 3},
 		{"PRT6093", 1},
 	} {
-		r, err := synth.Render(synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rng)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, b := r.CharBoxes[tc.join], r.CharBoxes[tc.join+1]
-		mid := (a.Min.Y + a.Max.Y) / 2
-		bar := image.Rect(a.Max.X-2, mid-3, b.Min.X+2, mid+3)
-		gocv.Rectangle(&r.Image, bar, color.RGBA{0, 0, 0, 0}, -1)
-		plates, err := rec.Recognize(r.Image)
-		r.Image.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := ""
-		if len(plates) > 0 {
-			got = plates[0].Text
-		}
+		got := readInked(t, rec, synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rng,
+			func(r synth.Rendered) image.Rectangle {
+				a, b := r.CharBoxes[tc.join], r.CharBoxes[tc.join+1]
+				mid := (a.Min.Y + a.Max.Y) / 2
+				return image.Rect(a.Max.X-2, mid-3, b.Min.X+2, mid+3)
+			})
 		if got != tc.text {
 			t.Errorf("Recognize(%s with %c and %c joined) = %q", tc.text, tc.text[tc.join], tc.text[tc.join+1], got)
 		}
@@ -224,22 +212,11 @@ func TestRecognizeCharacterInGap(t *testing.T) {
 		{"ABC1234", 4},
 		{"KLM4821", 2},
 	} {
-		r, err := synth.Render(synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rng)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := r.CharBoxes[tc.blot]
-		blot := image.Rect(c.Min.X, c.Min.Y-c.Dy(), c.Max.X, c.Min.Y+2)
-		gocv.Rectangle(&r.Image, blot, color.RGBA{0, 0, 0, 0}, -1)
-		plates, err := rec.Recognize(r.Image)
-		r.Image.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := ""
-		if len(plates) > 0 {
-			got = plates[0].Text
-		}
+		got := readInked(t, rec, synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rng,
+			func(r synth.Rendered) image.Rectangle {
+				c := r.CharBoxes[tc.blot]
+				return image.Rect(c.Min.X, c.Min.Y-c.Dy(), c.Max.X, c.Min.Y+2)
+			})
 		if got != tc.text {
 			t.Errorf("Recognize(%s with %c under a blot) = %q", tc.text, tc.text[tc.blot], got)
 		}
