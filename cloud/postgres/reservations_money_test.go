@@ -43,22 +43,34 @@ func tariffGarage(tb testing.TB, db *postgres.DB, heldBack int) {
 	}
 }
 
+// bookFrom and bookUntil are the window of aliceBooking's booking.
+var bookFrom, bookUntil = resAt.Add(10 * time.Hour), resAt.Add(12 * time.Hour)
+
+// aliceBooking opens a database with a tariffed garage holding heldBack spaces
+// back, and books one of them for alice's AB123 from bookFrom to bookUntil
+// (held, not yet paid).
+func aliceBooking(tb testing.TB, heldBack int) (*postgres.DB, cloud.Reservation) {
+	tb.Helper()
+	db := openDB(tb)
+	tariffGarage(tb, db, heldBack)
+	r, _, err := db.Book(context.Background(), bookReq("alice", "AB123", bookFrom, bookUntil))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return db, r
+}
+
 // TestModifyPaidBooking: a paid booking may not become dearer than what was paid
 // (the garage would let the extra time out free); it may shrink, and stays prepaid,
 // in the garage's document too.
 func TestModifyPaidBooking(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t)
-	tariffGarage(t, db, 2)
-	from, until := resAt.Add(10*time.Hour), resAt.Add(12*time.Hour)
-	r, _, err := db.Book(ctx, bookReq("alice", "AB123", from, until))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := aliceBooking(t, 2)
+	from, until := bookFrom, bookUntil
 	if _, err := db.ConfirmReservation(ctx, r.ID, succeededPayment(t, db, r, 800)); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = db.Modify(ctx, r.ID, from, until.Add(6*time.Hour), "", "user:alice", resAt)
+	_, _, err := db.Modify(ctx, r.ID, from, until.Add(6*time.Hour), "", "user:alice", resAt)
 	if cloud.ErrorCode(err) != cloud.ECONFLICT || !strings.Contains(cloud.ErrorMessage(err), "cancel it and book") {
 		t.Fatalf("Modify of a paid booking to a dearer window = %v; want a conflict saying to cancel and rebook", err)
 	}
@@ -105,12 +117,7 @@ func TestReservationPrepaid(t *testing.T) {
 // its price now.
 func TestConfirmRecordsPaymentAmount(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t)
-	tariffGarage(t, db, 2)
-	r, _, err := db.Book(ctx, bookReq("alice", "AB123", resAt.Add(10*time.Hour), resAt.Add(12*time.Hour)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := aliceBooking(t, 2)
 	c, err := db.ConfirmReservation(ctx, r.ID, succeededPayment(t, db, r, 500))
 	if err != nil {
 		t.Fatal(err)
@@ -134,13 +141,8 @@ func TestConfirmRecordsPaymentAmount(t *testing.T) {
 // its payment is in flight, and can once the payment has finished.
 func TestHeldBookingPaymentInFlight(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t)
-	tariffGarage(t, db, 2)
-	from, until := resAt.Add(10*time.Hour), resAt.Add(12*time.Hour)
-	r, _, err := db.Book(ctx, bookReq("alice", "AB123", from, until))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := aliceBooking(t, 2)
+	from, until := bookFrom, bookUntil
 	p := pendingPayment(t, db, r, 800)
 	if _, _, err := db.Modify(ctx, r.ID, from, until.Add(4*time.Hour), "", "user:alice", resAt); cloud.ErrorCode(err) != cloud.ECONFLICT ||
 		!strings.Contains(cloud.ErrorMessage(err), "payment for this booking is in progress") {
@@ -162,13 +164,8 @@ func TestHeldBookingPaymentInFlight(t *testing.T) {
 // out and the space was taken is queued for a full refund.
 func TestUnconfirmablePaymentRefundQueued(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t)
-	tariffGarage(t, db, 1)
-	from, until := resAt.Add(10*time.Hour), resAt.Add(12*time.Hour)
-	a, _, err := db.Book(ctx, bookReq("alice", "AB123", from, until))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, a := aliceBooking(t, 1)
+	from, until := bookFrom, bookUntil
 	pay := succeededPayment(t, db, a, 800)
 	if _, err := db.SweepReservations(ctx, a.HoldExpiresAt.Add(time.Minute)); err != nil {
 		t.Fatal(err)
@@ -195,12 +192,7 @@ func TestUnconfirmablePaymentRefundQueued(t *testing.T) {
 // case; anything else is not found.
 func TestPaymentLookupByUUID(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t)
-	tariffGarage(t, db, 2)
-	r, _, err := db.Book(ctx, bookReq("alice", "AB123", resAt.Add(10*time.Hour), resAt.Add(12*time.Hour)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := aliceBooking(t, 2)
 	p := pendingPayment(t, db, r, 800)
 	if got, err := db.Payment(ctx, strings.ToUpper(p.ID)); err != nil || got.ID != p.ID {
 		t.Errorf("Payment(%s) = %v, %v; want %s", strings.ToUpper(p.ID), got.ID, err, p.ID)
