@@ -83,7 +83,4 @@ func TestTrainWorkersDeterministic(t *testing.T) {
 	if string(a) != string(b) {
 		t.Error("two trainings with 3 workers gave different models")
 	}
-	if one := train(1); len(one) != len(a) {
-		t.Errorf("1 worker: %d bytes, 3 workers: %d", len(one), len(a))
-	}
 }
