@@ -181,12 +181,13 @@ func runs(b []byte) int {
 }
 
 // rareLetters are letters a country's standard series leave out, each costing
-// rareLetterCost nats: most US states issue no I, O or Q on standard plates,
-// because they read as 1, 0 and O. Vanity plates may have them; a clear one
-// still wins.
-var rareLetters = map[Country]string{CountryUS: "IOQ"}
-
-const rareLetterCost = 0.7
+// that many nats. Most US states issue no O on standard plates and draw their
+// zero like it, so the O/0 glyph reads as 0 there: the cost is above what the
+// glyph's shape (limited by pairDoubt) and the run penalty of a zero between
+// letters can give together. Several states leave out I and Q as well, but
+// others issue them, so a clear one still wins. Vanity plates may have any
+// letter; their O is then read as 0, which the fuzzy matcher treats alike.
+var rareLetters = map[Country]map[byte]float64{CountryUS: {'O': 6, 'I': 0.7, 'Q': 0.7}}
 
 // shapeScore is the prior of b in nats: the format bonus, less the run penalty
 // and the cost of rare letters.
@@ -195,12 +196,8 @@ func shapeScore(b []byte, country Country) float64 {
 	if r := runs(b); r > 2 {
 		s -= runPenalty * float64(r-2)
 	}
-	if rare := rareLetters[country]; rare != "" {
-		for _, c := range b {
-			if strings.IndexByte(rare, c) >= 0 {
-				s -= rareLetterCost
-			}
-		}
+	for _, c := range b {
+		s -= rareLetters[country][c]
 	}
 	return s
 }
