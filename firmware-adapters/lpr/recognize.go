@@ -885,9 +885,31 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	}
 	// A character between two neighbours two pitches apart that is no
 	// component of its own: the reading with it competes with the
-	// reading without, as one beyond an end does.
+	// reading without, as one beyond an end does. Neighbours farther
+	// apart lost two characters, or one beside an emblem: the reading
+	// with both windows competes when the classifier is sure of both,
+	// the one with one window when it is sure the other holds no
+	// character. A reading that takes one of two lost characters would
+	// rank above the whole plate read elsewhere.
 	base0 := best
-	for _, gw := range gl.gaps {
+	type insert struct {
+		k    int // where in kept
+		p    []float32
+		box  image.Rectangle
+		logp float64 // log of its share that is a character
+	}
+	// blank reports whether the classifier is sure no alternative of
+	// the window is a character.
+	blank := func(alts [][]float32) bool {
+		for _, x := range alts {
+			if float64(classify(x)[Reject]) < blankReject {
+				return false
+			}
+		}
+		return true
+	}
+	ins := make([]*insert, len(gl.gaps))
+	for i, gw := range gl.gaps {
 		p := sure(gw.alts)
 		k := pos[gw.after]
 		if p == nil || k == 0 || k >= len(kept) {
@@ -897,10 +919,37 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		for j := range cp {
 			cp[j] /= 1 - p[Reject]
 		}
-		pr := append(append(append([][]float32(nil), probs[:k]...), cp), probs[k:]...)
-		kb := append(append(append([]image.Rectangle(nil), kept[:k]...), gw.box), kept[k:]...)
-		if c := finish(pr, kb, keepLog+math.Log(max(1-float64(p[Reject]), 1e-6))); c.score(r.country)-endCost > best.score(r.country) {
-			best = c
+		ins[i] = &insert{k, cp, gw.box, math.Log(max(1-float64(p[Reject]), 1e-6))}
+	}
+	bestScore := best.score(r.country)
+	try := func(set ...*insert) {
+		pr, kb, lg := append([][]float32(nil), probs...), append([]image.Rectangle(nil), kept...), keepLog
+		// From the right, so that each k still points where it did.
+		for j := len(set) - 1; j >= 0; j-- {
+			in := set[j]
+			pr = append(pr[:in.k], append([][]float32{in.p}, pr[in.k:]...)...)
+			kb = append(kb[:in.k], append([]image.Rectangle{in.box}, kb[in.k:]...)...)
+			lg += in.logp
+		}
+		// Each addition costs endCost, the best reading's own included.
+		if c := finish(pr, kb, lg); c.score(r.country)-float64(len(set))*endCost > bestScore {
+			best, bestScore = c, c.score(r.country)-float64(len(set))*endCost
+		}
+	}
+	for i, gw := range gl.gaps {
+		switch {
+		case gw.third == 0 && ins[i] != nil:
+			try(ins[i])
+		case gw.third == 1 && i+1 < len(gl.gaps) && gl.gaps[i+1].third == 2:
+			a, b := ins[i], ins[i+1]
+			switch {
+			case a != nil && b != nil:
+				try(a, b)
+			case a != nil && blank(gl.gaps[i+1].alts):
+				try(a)
+			case b != nil && blank(gw.alts):
+				try(b)
+			}
 		}
 	}
 	// A line that lost a component to the classifier, or that already
@@ -1017,7 +1066,7 @@ type glyphs struct {
 	// halves[i] are the features of the halves of character i when it
 	// has any (comp.halves), nil otherwise.
 	halves [][][]float32
-	// gaps are windows halfway between neighbours two pitches apart,
+	// gaps are windows between neighbours two or three pitches apart,
 	// where a character the components missed would stand.
 	gaps []gapWindow
 }
@@ -1029,6 +1078,9 @@ type gapWindow struct {
 	after int
 	box   image.Rectangle
 	alts  [][]float32
+	// third is 0 for the window halfway across a gap of two pitches, 1
+	// and 2 for the windows a third and two thirds across a wider one.
+	third int
 }
 
 // lineGlyphs deskews a line and returns its characters' glyph features. With
@@ -1169,47 +1221,70 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 	// The gap windows: neighbours about two pitches apart leave room for
 	// one character the components missed (one touching an emblem or a
 	// sticker between the groups); the window is halfway, kept clear of
-	// both neighbours.
+	// both neighbours. Neighbours farther apart may have lost two, or one
+	// beside an emblem: a window a third of the way and one two thirds.
 	for i := 0; i+1 < len(boxes); i++ {
 		a, b := boxes[i], boxes[i+1]
 		d := float64(b.Min.X+b.Max.X-a.Min.X-a.Max.X) / 2
-		if d < gapMin*gl.pitch || d > gapMax*gl.pitch {
+		if d < gapMin*gl.pitch || d > gapWide*gl.pitch {
 			continue
 		}
-		cx := float64(a.Min.X+a.Max.X+b.Min.X+b.Max.X) / 4
-		gw := gapWindow{after: i}
-		for _, k := range []float64{1, 1.3} {
-			half := k * mw / 2
-			// A literal, not image.Rect: where the neighbours leave no room
-			// the window must come out empty, not be flipped onto one.
-			win := image.Rectangle{Min: image.Pt(max(int(cx-half), a.Max.X+1), a.Min.Y), Max: image.Pt(min(int(math.Ceil(cx+half)), b.Min.X-1), a.Max.Y)}
-			if win.Empty() {
-				continue
-			}
-			win = inkColumns(straight, win, dark)
-			if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
-				continue
-			}
-			x := make([]float32, GlyphFeatures)
-			if glyphFeatures(straight, win, dark, mw, x) {
-				gw.alts = append(gw.alts, x)
-			}
+		ac, bc := float64(a.Min.X+a.Max.X)/2, float64(b.Min.X+b.Max.X)/2
+		// at are the window centres as offsets from a's centre.
+		at := []float64{d / 2}
+		if d > gapMax*gl.pitch {
+			at = []float64{d / 3, 2 * d / 3}
 		}
-		if len(gw.alts) > 0 {
-			ca, cb := ln.chars[i].r, ln.chars[i+1].r
-			mx := (ca.Min.X + ca.Max.X + cb.Min.X + cb.Max.X) / 4
-			gw.box = image.Rect(mx-int(mw/2), ca.Min.Y, mx+int(mw/2)+1, ca.Max.Y)
-			gl.gaps = append(gl.gaps, gw)
+		for n, off := range at {
+			cx := ac + off
+			gw := gapWindow{after: i}
+			if len(at) == 2 {
+				gw.third = n + 1
+			}
+			for _, k := range []float64{1, 1.3} {
+				half := k * mw / 2
+				// A literal, not image.Rect: where the neighbours leave no room
+				// the window must come out empty, not be flipped onto one.
+				win := image.Rectangle{Min: image.Pt(max(int(cx-half), a.Max.X+1), a.Min.Y), Max: image.Pt(min(int(math.Ceil(cx+half)), b.Min.X-1), a.Max.Y)}
+				if win.Empty() {
+					continue
+				}
+				win = inkColumns(straight, win, dark)
+				if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
+					continue
+				}
+				x := make([]float32, GlyphFeatures)
+				if glyphFeatures(straight, win, dark, mw, x) {
+					gw.alts = append(gw.alts, x)
+				}
+			}
+			if len(gw.alts) > 0 {
+				// The box in the image: as far along the unrotated
+				// line as the window is along the straightened one.
+				ca, cb := ln.chars[i].r, ln.chars[i+1].r
+				mx := (ca.Min.X + ca.Max.X) / 2
+				if bc > ac {
+					mx += int(off / (bc - ac) * float64((cb.Min.X+cb.Max.X)/2-mx))
+				}
+				gw.box = image.Rect(mx-int(mw/2), ca.Min.Y, mx+int(mw/2)+1, ca.Max.Y)
+				gl.gaps = append(gl.gaps, gw)
+			}
 		}
 	}
 	return gl, true
 }
 
+// blankReject is how sure of "not a character" the classifier must be of a
+// window beside a lost character for that character alone to be added.
+const blankReject = 0.9
+
 // Neighbours whose centres are gapMin to gapMax pitches apart have room for
-// one character between them.
+// one character between them; up to gapWide, for two, or for one beside an
+// emblem.
 const (
-	gapMin = 1.7
-	gapMax = 2.5
+	gapMin  = 1.7
+	gapMax  = 2.5
+	gapWide = 3.6
 )
 
 // maxEnds is how many characters readLine looks for beyond either end of a
