@@ -264,11 +264,23 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 		}
 	}
 	// Small text beside taller characters is a state name, a slogan or a
-	// sticker: it ranks below the plate it belongs to.
+	// sticker: it ranks below the plate it belongs to. Anywhere in the
+	// image, smaller characters rank a little lower (sizeWeight): a
+	// camera aimed at a lane frames the plate it reads largest, other
+	// text (a phone number, a car farther off) comes out smaller.
 	score := make([]float64, len(found))
+	tallest := 0.0
+	for _, p := range found {
+		if p.Confidence > 0.3 {
+			tallest = max(tallest, p.charHeight())
+		}
+	}
 	for i, p := range found {
 		score[i] = p.score(r.country)
 		hp := p.charHeight()
+		if hp > 0 && hp < tallest {
+			score[i] += sizeWeight * math.Log(hp/tallest)
+		}
 		if cut[i] {
 			score[i] -= cutCost
 		}
@@ -752,6 +764,11 @@ const (
 // either a plate the picture cuts off, which cannot be read whole, or a
 // caption the camera prints near the border (a date and time).
 const cutCost = 0.5
+
+// A candidate whose characters are k times as tall as the tallest read
+// (confidence above 0.3) scores sizeWeight·ln k (k < 1: less): small beside
+// the other terms, it decides between readings as sure and as well formed.
+const sizeWeight = 0.1
 
 // Each other reading of the same text at the same place adds agreeBonus to a
 // candidate's score, up to maxAgree of them.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr/synth"
@@ -233,6 +234,56 @@ func TestRecognizeCharacterInGap(t *testing.T) {
 			})
 		if got != tc.text {
 			t.Errorf("Recognize(%s with %s under a blot) = %q", tc.text, tc.text[tc.first:tc.last+1], got)
+		}
+	}
+}
+
+// TestRecognizeLargerPlateFirst puts a second, smaller plate (a car farther
+// off) into the scene of the lane's plate, both read with full confidence:
+// the larger one is the plate the camera is aimed at and comes first,
+// wherever in the image either stands.
+func TestRecognizeLargerPlateFirst(t *testing.T) {
+	font := testFont(t)
+	rec, err := NewRecognizer(Options{Country: CountryUS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct{ near, far string }{{"ABC1234", "RTN5832"}, {"KLM4821", "HKP6297"}} {
+		for _, farLeft := range []bool{true, false} {
+			big, err := synth.Render(synth.Plate{Text: tc.near, Style: synth.US, Font: font, CharHeight: 36, Scene: image2(800, 600)}, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			small, err := synth.Render(synth.Plate{Text: tc.far, Style: synth.US, Font: font, CharHeight: 22, Scene: image2(260, 160)}, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The far plate goes into a top corner, clear of the near one.
+			at := image.Pt(800-260, 0)
+			if farLeft {
+				at = image.Pt(0, 0)
+			}
+			far := image.Rectangle{Min: at, Max: at.Add(image.Pt(260, 160))}
+			if far.Overlaps(big.PlateBox) {
+				t.Fatalf("far plate at %v overlaps the near one at %v", far, big.PlateBox)
+			}
+			dst := big.Image.Region(far)
+			small.Image.CopyTo(&dst)
+			dst.Close()
+			plates, err := rec.Recognize(big.Image)
+			big.Image.Close()
+			small.Image.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var texts []string
+			for _, p := range plates {
+				texts = append(texts, p.Text)
+			}
+			if len(plates) < 2 || plates[0].Text != tc.near || !slices.Contains(texts, tc.far) {
+				t.Errorf("Recognize(%s near, %s far, far at left %v) = %q; want %s first, %s too", tc.near, tc.far, farLeft, texts, tc.near, tc.far)
+			}
 		}
 	}
 }
