@@ -17,8 +17,9 @@
 //     twice as wide as the line's characters, which is also cut at its thinnest
 //     column and read as two when the classifier is surer of the halves (a
 //     hyphen or a neighbour touching a character); windows one and two pitches
-//     beyond either end, and halfway between neighbours two pitches apart, may
-//     add characters the components missed;
+//     beyond either end, halfway between neighbours two pitches apart and a
+//     third and two thirds across three pitches may add characters the
+//     components missed;
 //  4. recognition: each character's box is grown to the line's median top and
 //     bottom and its crop scaled to 16×24; an ensemble of two small
 //     perceptrons (network.go) classifies its pixels, aspect ratio, width
@@ -27,9 +28,11 @@
 //     cmd/lprtrain on plates rendered with Debian's fonts and pinned web fonts
 //     (synth), never on photographs, and embedded as model.bin;
 //  5. formats: per country, letter/digit shapes resolve O/0, I/1, B/8, S/5, Z/2
-//     and G/6 (format.go; between O and 0 the shape has the last word, and US
-//     series rarely use I, O, Q); candidates rank by confidence, format, length,
-//     and second opinions from the other binarizations;
+//     and G/6 (format.go; between O and 0 the shape has the last word, US
+//     plates read the O/0 glyph as 0, and I and Q are rare there); candidates
+//     rank by confidence, format, length, character size and second opinions
+//     from the other binarizations, and a plate's confidence is shared with
+//     other texts that rank about as well;
 //  6. voting: a Reader reads several frames per vehicle and votes with
 //     plate.Vote; a vote without a strict majority is reported unsure (text with
 //     confidence 0), never guessed.

@@ -68,7 +68,9 @@ func NewRecognizer(o Options) (*Recognizer, error) {
 type Plate struct {
 	// Text is the plate as read, normalized (A–Z, 0–9).
 	Text string
-	// Confidence is how far Text can be trusted, from 0 to 1.
+	// Confidence is how far Text can be trusted, from 0 to 1: the
+	// characters' probabilities, times the plate's share among the other
+	// texts read in the image (two alike leave each unsure).
 	Confidence float64
 	// Format is the country format Text fits ("LLLNNNN"), "" if none.
 	Format string
@@ -191,6 +193,25 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 		sorted[i] = found[k]
 	}
 	found = sorted
+	// How sure the reader is of a plate depends also on what else it
+	// read: two texts that rank about alike (the plate with or without
+	// a character at its end, two plates in the picture) leave it
+	// unsure which is the one. Each plate's confidence is multiplied by
+	// its share of the candidates' ranking scores, as odds e^(score/T)
+	// per distinct text (rankTemp).
+	top := make(map[string]float64)
+	for i, k := range idx {
+		if s, ok := top[found[i].Text]; !ok || score[k] > s {
+			top[found[i].Text] = score[k]
+		}
+	}
+	share := func(text string) float64 {
+		sum := 0.0
+		for _, s := range top {
+			sum += math.Exp((s - top[text]) / rankTemp)
+		}
+		return 1 / sum
+	}
 	// One plate per place: drop candidates overlapping a better one.
 	var out []Plate
 	for _, p := range found {
@@ -202,6 +223,7 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 			}
 		}
 		if !dup {
+			p.Confidence *= share(p.Text)
 			out = append(out, p)
 		}
 		if len(out) == r.maxCand {
@@ -764,6 +786,10 @@ const (
 // either a plate the picture cuts off, which cannot be read whole, or a
 // caption the camera prints near the border (a date and time).
 const cutCost = 0.5
+
+// rankTemp converts ranking scores into odds between candidates: a text
+// scoring rankTemp more than another is e times as likely the plate.
+const rankTemp = 0.1
 
 // A candidate whose characters are k times as tall as the tallest read
 // (confidence above 0.3) scores sizeWeight·ln k (k < 1: less): small beside

@@ -238,52 +238,93 @@ func TestRecognizeCharacterInGap(t *testing.T) {
 	}
 }
 
+// twoPlates renders the plate near with characters nearH pixels tall in an
+// 800×600 scene, puts a second plate far (farH pixels; none if far is "")
+// into a corner clear of it and returns what rec reads.
+func twoPlates(t *testing.T, rec *Recognizer, rng *rand.Rand, near, far string, nearH, farH int) []Plate {
+	t.Helper()
+	font := testFont(t)
+	big, err := synth.Render(synth.Plate{Text: near, Style: synth.US, Font: font, CharHeight: nearH, Scene: image2(800, 600)}, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Image.Close()
+	if far != "" {
+		small, err := synth.Render(synth.Plate{Text: far, Style: synth.US, Font: font, CharHeight: farH, Scene: image2(260, 160)}, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer small.Image.Close()
+		var fr image.Rectangle
+		for _, at := range []image.Point{{0, 0}, {800 - 260, 0}, {0, 600 - 160}, {800 - 260, 600 - 160}} {
+			if fr = (image.Rectangle{Min: at, Max: at.Add(image.Pt(260, 160))}); !fr.Overlaps(big.PlateBox) {
+				break
+			}
+		}
+		if fr.Overlaps(big.PlateBox) {
+			t.Fatalf("no corner clear of the near plate at %v", big.PlateBox)
+		}
+		dst := big.Image.Region(fr)
+		small.Image.CopyTo(&dst)
+		dst.Close()
+	}
+	plates, err := rec.Recognize(big.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plates
+}
+
+func texts(ps []Plate) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Text)
+	}
+	return out
+}
+
 // TestRecognizeLargerPlateFirst puts a second, smaller plate (a car farther
 // off) into the scene of the lane's plate, both read with full confidence:
 // the larger one is the plate the camera is aimed at and comes first,
-// wherever in the image either stands.
+// wherever in the image either stands (the renderer places them).
 func TestRecognizeLargerPlateFirst(t *testing.T) {
-	font := testFont(t)
 	rec, err := NewRecognizer(Options{Country: CountryUS})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ near, far string }{{"ABC1234", "RTN5832"}, {"KLM4821", "HKP6297"}} {
-		for _, farLeft := range []bool{true, false} {
-			big, err := synth.Render(synth.Plate{Text: tc.near, Style: synth.US, Font: font, CharHeight: 36, Scene: image2(800, 600)}, rng)
-			if err != nil {
-				t.Fatal(err)
-			}
-			small, err := synth.Render(synth.Plate{Text: tc.far, Style: synth.US, Font: font, CharHeight: 22, Scene: image2(260, 160)}, rng)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The far plate goes into a top corner, clear of the near one.
-			at := image.Pt(800-260, 0)
-			if farLeft {
-				at = image.Pt(0, 0)
-			}
-			far := image.Rectangle{Min: at, Max: at.Add(image.Pt(260, 160))}
-			if far.Overlaps(big.PlateBox) {
-				t.Fatalf("far plate at %v overlaps the near one at %v", far, big.PlateBox)
-			}
-			dst := big.Image.Region(far)
-			small.Image.CopyTo(&dst)
-			dst.Close()
-			plates, err := rec.Recognize(big.Image)
-			big.Image.Close()
-			small.Image.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var texts []string
-			for _, p := range plates {
-				texts = append(texts, p.Text)
-			}
-			if len(plates) < 2 || plates[0].Text != tc.near || !slices.Contains(texts, tc.far) {
-				t.Errorf("Recognize(%s near, %s far, far at left %v) = %q; want %s first, %s too", tc.near, tc.far, farLeft, texts, tc.near, tc.far)
+		for range 2 {
+			plates := twoPlates(t, rec, rng, tc.near, tc.far, 36, 22)
+			if got := texts(plates); len(plates) < 2 || plates[0].Text != tc.near || !slices.Contains(got, tc.far) {
+				t.Errorf("Recognize(%s near, %s far) = %q; want %s first, %s too", tc.near, tc.far, got, tc.near, tc.far)
 			}
 		}
 	}
+}
+
+// TestRecognizeUnsureBetweenPlates: two plates of one size in the picture
+// leave the reader unsure which is the lane's, one alone does not.
+func TestRecognizeUnsureBetweenPlates(t *testing.T) {
+	rec, err := NewRecognizer(Options{Country: CountryUS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	alone := twoPlates(t, rec, rng, "ABC1234", "", 24, 24)
+	if len(alone) == 0 || alone[0].Text != "ABC1234" || alone[0].Confidence < 0.9 {
+		t.Fatalf("Recognize(ABC1234 alone) = %+v; want it with confidence ≥ 0.9", alone)
+	}
+	both := twoPlates(t, rec, rng, "ABC1234", "RTN5832", 24, 24)
+	if len(both) < 2 || both[0].Confidence > 0.8 || both[1].Confidence > 0.8 {
+		t.Errorf("Recognize(ABC1234 and RTN5832 alike) = %q with confidences %.2f…; want both at most 0.8", texts(both), confs(both))
+	}
+}
+
+func confs(ps []Plate) []float64 {
+	var out []float64
+	for _, p := range ps {
+		out = append(out, p.Confidence)
+	}
+	return out
 }
