@@ -82,6 +82,8 @@ type Plate struct {
 	Angle float64
 
 	cut bool // the outline runs off the image and Box is clipped
+	// rejects are the classifier's "not a character" shares of Chars.
+	rejects []float64
 }
 
 // checkMat validates m before any OpenCV call on it.
@@ -334,8 +336,9 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 // partOf reports whether q's reading is a shorter run of p's characters, read
 // in the same place: q's text is inside p's, q's characters are among p's,
 // and each character p has beyond q stands about one pitch from its
-// neighbour, as a plate's characters do; an edge of the frame just beside
-// the last character is no more character than q saw.
+// neighbour, as a plate's characters do, and is one the classifier is fairly
+// sure of (Reject at most partReject); an edge of the frame just beside the
+// last character is no more character than q saw.
 func partOf(q, p Plate) bool {
 	if len(q.Text) < 4 || len(q.Text) >= len(p.Text) || len(p.Chars) < 2 || !strings.Contains(p.Text, q.Text) {
 		return false
@@ -362,6 +365,11 @@ func partOf(q, p Plate) bool {
 			j = i - 1
 		}
 		if j < 0 || j >= len(p.Chars) || math.Abs(cx(p.Chars[j])-cx(c)) < 0.75*pitch {
+			return false
+		}
+		// One the classifier doubts is a character (a plate's band, a
+		// bolt) is no more character than q saw either.
+		if i < len(p.rejects) && p.rejects[i] > partReject {
 			return false
 		}
 	}
@@ -787,6 +795,10 @@ const (
 // caption the camera prints near the border (a date and time).
 const cutCost = 0.5
 
+// partReject is the largest "not a character" share a character may have
+// for a reading without it to count as part of the reading with it.
+const partReject = 0.2
+
 // rankTemp converts ranking scores into odds between candidates: a text
 // scoring rankTemp more than another is e times as likely the plate.
 const rankTemp = 0.1
@@ -831,6 +843,8 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	var probs [][]float32
 	var kept []image.Rectangle
 	keepLog := 0.0
+	// rejOf is the Reject share of each kept character, by its box.
+	rejOf := make(map[image.Rectangle]float64)
 	add := func(p []float32, box image.Rectangle, front bool) {
 		rej := float64(p[Reject])
 		// Decode on the character classes alone; the reject share lowers the confidence.
@@ -839,6 +853,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			cp[k] /= float32(1 - rej)
 		}
 		keepLog += math.Log(max(1-rej, 1e-6))
+		rejOf[box] = rej
 		if front {
 			probs = append([][]float32{cp}, probs...)
 			kept = append([]image.Rectangle{box}, kept...)
@@ -908,8 +923,10 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		// A character added beyond an end may stand partly outside the
 		// image; the boxes handed out are clipped to it.
 		p.Chars = make([]image.Rectangle, len(kept))
+		p.rejects = make([]float64, len(kept))
 		for i, c := range kept {
 			p.Chars[i] = c.Intersect(bounds)
+			p.rejects[i] = rejOf[c]
 		}
 		return p
 	}
@@ -973,6 +990,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			pr = append(pr[:in.k], append([][]float32{in.p}, pr[in.k:]...)...)
 			kb = append(kb[:in.k], append([]image.Rectangle{in.box}, kb[in.k:]...)...)
 			lg += in.logp
+			rejOf[in.box] = 1 - math.Exp(in.logp)
 		}
 		// Each addition costs endCost, the best reading's own included.
 		if c := finish(pr, kb, lg); c.score(r.country)-float64(len(set))*endCost > bestScore {

@@ -159,6 +159,10 @@ func TestPartOf(t *testing.T) {
 	if partOf(part, edge) {
 		t.Errorf("partOf(G3C8P, G3C8PI with the I just beside the P) = true; want false")
 	}
+	doubted := Plate{Text: "DG3C8P", Chars: row(100, 6), rejects: []float64{0.4, 0, 0, 0, 0, 0}}
+	if partOf(part, doubted) {
+		t.Errorf("partOf(G3C8P, DG3C8P with a doubtful D) = true; want false")
+	}
 	elsewhere := Plate{Text: "DG3C8P", Chars: row(400, 6)}
 	if partOf(part, elsewhere) {
 		t.Errorf("partOf(G3C8P, DG3C8P elsewhere) = true; want false")
