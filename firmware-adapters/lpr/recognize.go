@@ -959,7 +959,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		logp float64 // log of its share that is a character
 	}
 	// blank reports whether the classifier is sure no alternative of
-	// the window is a character.
+	// the window is a character (true for a window with no ink).
 	blank := func(alts [][]float32) bool {
 		for _, x := range alts {
 			if float64(classify(x)[Reject]) < blankReject {
@@ -1319,7 +1319,9 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 					gw.alts = append(gw.alts, x)
 				}
 			}
-			if len(gw.alts) > 0 {
+			// A window with no ink is kept as well when it has a
+			// partner: it is sure to hold no character.
+			if len(gw.alts) > 0 || gw.third > 0 {
 				// The box in the image: as far along the unrotated
 				// line as the window is along the straightened one.
 				ca, cb := ln.chars[i].r, ln.chars[i+1].r
