@@ -390,9 +390,20 @@ func (p Plate) score(country Country) float64 {
 	}
 	if n := len(p.Text); n < 5 || n > 8 {
 		s -= 0.15
+	} else if n < minUsual[country] {
+		s -= shortCost
 	}
 	return s
 }
+
+// minUsual is the fewest characters a country's standard plates have; a
+// shorter reading (a vanity plate, or a plate with a character lost at its
+// end) costs shortCost, more than adding a sure character costs (endCost).
+// US series have six or seven; Europe's run from five (Germany's "M AB 12"
+// and shorter ones exist) to eight.
+var minUsual = map[Country]int{CountryUS: 6}
+
+const shortCost = 0.1
 
 // charBox is the union of p's characters.
 func (p Plate) charBox() image.Rectangle {

@@ -169,6 +169,19 @@ func TestPartOf(t *testing.T) {
 	}
 }
 
+// TestScoreLength: a US reading of five characters ranks below the same
+// reading with a sixth as sure (US series have six or seven), enough to pay
+// for adding a character beyond an end; in Europe, five is a usual length.
+func TestScoreLength(t *testing.T) {
+	short, long := Plate{Text: "C4Z3X", Confidence: 1}, Plate{Text: "KC4Z3X", Confidence: 1}
+	if d := long.score(CountryUS) - short.score(CountryUS); d <= endCost {
+		t.Errorf("US: KC4Z3X scores %.2f more than C4Z3X; want more than endCost %.2f", d, endCost)
+	}
+	if d := long.score(CountryEU) - short.score(CountryEU); d != 0 {
+		t.Errorf("EU: KC4Z3X scores %.2f more than C4Z3X; want the same", d)
+	}
+}
+
 // TestRecognizeTouchingCharacters joins two characters of a rendered plate with
 // a short bar (a hyphen, a dirt streak), which makes one component of them,
 // two characters wide: the reader must cut it at the bar and read both.
