@@ -84,6 +84,8 @@ type Plate struct {
 	cut bool // the outline runs off the image and Box is clipped
 	// rejects are the classifier's "not a character" shares of Chars.
 	rejects []float64
+	// also counts the other binarizations that found the same line.
+	also int
 }
 
 // checkMat validates m before any OpenCV call on it.
@@ -253,17 +255,22 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 
 	var found []Plate
 	// The binarizations often find the same line with the same components;
-	// it reads the same every time, so it is read once.
-	seen := make(map[string]bool)
+	// it reads the same every time, so it is read once, and each other
+	// binarization that found it counts as a second opinion (Plate.also).
+	seen := make(map[string]int) // line key → index in found, -1: no plate
 	for _, b := range passes {
 		for _, dark := range []bool{true, false} {
 			for _, ln := range g.lines(dark, b) {
 				k := ln.key(dark)
-				if seen[k] {
+				if i, ok := seen[k]; ok {
+					if i >= 0 {
+						found[i].also++
+					}
 					continue
 				}
-				seen[k] = true
+				seen[k] = -1
 				if p, ok := r.readLine(g, ln, dark); ok {
+					seen[k] = len(found)
 					found = append(found, p)
 				}
 			}
@@ -315,17 +322,18 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 				break
 			}
 		}
-		// Another binarization that cut the same place into other
-		// components and read the same text is a second opinion. So is
+		// Another binarization that found the same line, or cut the same
+		// place into other components and read the same text, is a
+		// second opinion. So is
 		// one that read part of the text there: it saw the same
 		// characters and found no component where this one found and
 		// read one more (a character touching the frame or a bolt). The
 		// part does not count the whole as its own second opinion, as a
 		// missing component is weaker evidence than a character read.
-		agree := 0
+		agree := p.also
 		for j, q := range found {
 			if j != i && iou(p.Box, q.Box) > 0.3 && (q.Text == p.Text || partOf(q, p)) {
-				agree++
+				agree += 1 + q.also
 			}
 		}
 		score[i] += agreeBonus * float64(min(agree, maxAgree))
@@ -555,10 +563,16 @@ func scaleRect(r image.Rectangle, k float64) image.Rectangle {
 // passes are the binarizations every image goes through: the first finds
 // most plates; the second, with a smaller block and offset, keeps thin and
 // faint strokes whole and cuts characters off a frame they touch; the third,
-// with twice the block, keeps large characters whole; the fourth is the first
-// with long horizontal runs of ink removed, which frees characters from a
-// frame or a dealer band they touch.
-var passes = []binarization{{1, 7, 0, false}, {0.5, 4, 0, false}, {2, 7, 0, false}, {1, 7, 0, true}}
+// with twice the block, keeps large characters whole; the fourth and the
+// fifth are the first and the second with long horizontal runs of ink
+// removed, which frees characters from a frame or a dealer band they touch
+// (the fifth also small, faint ones).
+var passes = []binarization{{1, 7, 0, false}, {0.5, 4, 0, false}, {2, 7, 0, false}, {1, 7, 0, true}, {0.5, 4, 0, true}}
+
+// trainedPasses is how many of passes SegmentGlyphs uses: the committed
+// model was trained on glyphs of the first four (the fifth came later), and
+// make lpr-model must still make that model. A retrained model may use all.
+const trainedPasses = 4
 
 // findLines binarizes g for dark characters on a light plate (or the reverse)
 // and groups the components into lines of four to ten characters.
@@ -1088,7 +1102,8 @@ type LineGlyphs struct {
 }
 
 // SegmentGlyphs finds the character lines of img and returns their glyph
-// features exactly as Recognize would classify them. cmd/lprtrain labels them
+// features exactly as Recognize would classify them, from the first
+// trainedPasses binarizations. cmd/lprtrain labels them
 // on rendered plates whose text it knows.
 func SegmentGlyphs(img gocv.Mat) ([]LineGlyphs, error) {
 	if err := checkMat(img); err != nil {
@@ -1106,7 +1121,7 @@ func SegmentGlyphs(img gocv.Mat) ([]LineGlyphs, error) {
 	g := &grey{w: gray.Cols(), h: gray.Rows(), mat: gray}
 	defer g.close()
 	var out []LineGlyphs
-	for _, b := range passes {
+	for _, b := range passes[:trainedPasses] {
 		for _, dark := range []bool{true, false} {
 			for _, ln := range g.lines(dark, b) {
 				if gl, ok := lineGlyphs(g, ln, dark, true); ok {

@@ -345,3 +345,28 @@ func confs(ps []Plate) []float64 {
 	}
 	return out
 }
+
+// TestRecognizeSmallCharactersTouchingFrame draws a frame's edge across the
+// tops of small characters, which joins them all into one component: the
+// fine binarization with long horizontal runs removed must free them.
+func TestRecognizeSmallCharactersTouchingFrame(t *testing.T) {
+	font := testFont(t)
+	rec, err := NewRecognizer(Options{Country: CountryUS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		text string
+		h    int // character height in pixels
+	}{{"KLM4821", 14}, {"4WDN345", 20}} {
+		rng := rand.New(rand.NewPCG(9, uint64(tc.h)))
+		got := readInked(t, rec, synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: tc.h, Scene: image2(640, 480), Blur: 0.8, Noise: 4}, rng,
+			func(r synth.Rendered) image.Rectangle {
+				a, b := r.CharBoxes[0], r.CharBoxes[len(r.CharBoxes)-1]
+				return image.Rect(a.Min.X-tc.h, a.Min.Y-2, b.Max.X+tc.h, a.Min.Y+1)
+			})
+		if got != tc.text {
+			t.Errorf("Recognize(%s, %d pixels, a frame across the tops) = %q", tc.text, tc.h, got)
+		}
+	}
+}
