@@ -69,6 +69,17 @@ func decode(probs [][]float32, country Country) (string, string, float64) {
 	if n == 0 {
 		return "", "", 0
 	}
+	if fold := folded[country]; len(fold) > 0 {
+		folded := make([][]float32, n)
+		for i, p := range probs {
+			folded[i] = append([]float32(nil), p...)
+			for from, to := range fold {
+				folded[i][to] += folded[i][from]
+				folded[i][from] = 0
+			}
+		}
+		probs = folded
+	}
 	// Per position: the top three characters (enough for every confusable pair).
 	alts := make([][]choice, n)
 	for i, p := range probs {
@@ -108,6 +119,9 @@ func decode(probs [][]float32, country Country) (string, string, float64) {
 						alts[i][j].logp = math.Log(tot * (1 - share))
 					}
 				}
+				// The partner may now rank above the third of the
+				// top three, which the search below keeps.
+				sort.SliceStable(alts[i], func(a, b int) bool { return alts[i][a].logp > alts[i][b].logp })
 			}
 		}
 	}
@@ -181,13 +195,17 @@ func runs(b []byte) int {
 }
 
 // rareLetters are letters a country's standard series leave out, each costing
-// that many nats. Most US states issue no O on standard plates and draw their
-// zero like it, so the O/0 glyph reads as 0 there: the cost is above what the
-// glyph's shape (limited by pairDoubt) and the run penalty of a zero between
-// letters can give together. Several states leave out I and Q as well, but
-// others issue them, so a clear one still wins. Vanity plates may have any
-// letter; their O is then read as 0, which the fuzzy matcher treats alike.
-var rareLetters = map[Country]map[byte]float64{CountryUS: {'O': 6, 'I': 0.7, 'Q': 0.7}}
+// that many nats: several US states leave out I and Q, but others issue them,
+// so a clear one still wins. Vanity plates may have any letter.
+var rareLetters = map[Country]map[byte]float64{CountryUS: {'I': 0.7, 'Q': 0.7}}
+
+// folded are, per country, letters read as their look-alike digit: most US
+// states issue no O on standard plates and draw their zero like it, so there
+// the O/0 glyph is 0, whatever its shape and its neighbours (a vanity plate's
+// O comes out as 0, which the fuzzy matcher treats alike).
+var folded = map[Country]map[int]int{
+	CountryUS: {strings.IndexByte(Classes, 'O'): strings.IndexByte(Classes, '0')},
+}
 
 // shapeScore is the prior of b in nats: the format bonus, less the run penalty
 // and the cost of rare letters.

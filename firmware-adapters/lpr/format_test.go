@@ -56,6 +56,10 @@ func TestDecode(t *testing.T) {
 		// penalty would make its zero a letter, but US series draw O and 0
 		// alike and issue no O, so it stays 0; in Europe the run wins.
 		{"US zero among letters stays 0", probsFor(sure('H'), sure('L'), map[byte]float32{'O': 0.9, '0': 0.08}, sure('K'), sure('T'), sure('Y'), sure('1')), CountryUS, "HL0KTY1", "", 0.5, 1},
+		// A classifier so sure of O that 0 is not among its top three:
+		// the limited preference still leaves 0 second, and the country
+		// rule takes it, sure (the glyph is O or 0, not D).
+		{"US sure O among letters is 0", probsFor(sure('H'), sure('L'), map[byte]float32{'O': 0.9, 'D': 0.05, 'Q': 0.03, '0': 0.015}, sure('K'), sure('T'), sure('Y'), sure('1')), CountryUS, "HL0KTY1", "", 0.9, 1},
 		{"EU zero among letters is O", probsFor(sure('H'), sure('L'), map[byte]float32{'O': 0.9, '0': 0.08}, sure('K'), sure('T'), sure('Y'), sure('1')), CountryEU, "HLOKTY1", "", 0.5, 1},
 		{"EU near tie stays I", probsFor(sure('A'), sure('B'), sure('C'), sure('D'), map[byte]float32{'I': 0.5, '1': 0.47}), CountryEU, "ABCDI", "", 0, 1},
 		{"a doubtful character lowers confidence", probsFor(sure('A'), map[byte]float32{'H': 0.4, 'M': 0.35}, sure('1'), sure('2'), sure('C')), CountryEU, "AH12C", "", 0, 0.9},

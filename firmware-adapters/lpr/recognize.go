@@ -851,8 +851,9 @@ const (
 // Characters the classifier calls "not a character" are dropped; a line left
 // with fewer than four is no plate. A component two characters wide may be
 // read as its halves; characters found where no component was (one or two
-// pitches beyond either end, halfway across a gap of two pitches) are added
-// when the reading with them scores better.
+// pitches beyond either end, halfway across a gap of two pitches, a third and
+// two thirds across one of about three) are added when the reading with them
+// scores better.
 func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	gl, ok := lineGlyphs(g, ln, dark, false)
 	if !ok {
@@ -984,7 +985,8 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		logp float64 // log of its share that is a character
 	}
 	// blank reports whether the classifier is sure no alternative of
-	// the window is a character (true for a window with no ink).
+	// the window is a character (true for a window with no ink, or with
+	// less contrast than inkColumns takes for ink).
 	blank := func(alts [][]float32) bool {
 		for _, x := range alts {
 			if float64(classify(x)[Reject]) < blankReject {
@@ -1332,7 +1334,16 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 				half := k * mw / 2
 				// A literal, not image.Rect: where the neighbours leave no room
 				// the window must come out empty, not be flipped onto one.
-				win := image.Rectangle{Min: image.Pt(max(int(cx-half), a.Max.X+1), a.Min.Y), Max: image.Pt(min(int(math.Ceil(cx+half)), b.Min.X-1), a.Max.Y)}
+				lo, hi := a.Max.X+1, b.Min.X-1
+				// The two windows of a wide gap keep to their halves
+				// of it, so that no character is read by both.
+				switch gw.third {
+				case 1:
+					hi = min(hi, int(ac+d/2))
+				case 2:
+					lo = max(lo, int(ac+d/2)+1)
+				}
+				win := image.Rectangle{Min: image.Pt(max(int(cx-half), lo), a.Min.Y), Max: image.Pt(min(int(math.Ceil(cx+half)), hi), a.Max.Y)}
 				if win.Empty() {
 					continue
 				}
