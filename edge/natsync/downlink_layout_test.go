@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse-parking/gatehouse/edge"
@@ -81,10 +83,18 @@ func TestDownlinkAppliesLayout(t *testing.T) {
 			`{"id":"CLOUD-ONLY","name":"","kind":"ev","capacity":8,"held_back":0}`))
 	publishLayout(t, js, "f2", 9, layoutJSON("f2", 9, `{"id":"A","name":"","kind":"general","capacity":1,"held_back":0}`))
 
+	// The garage shows a document's version before the downlink reports it
+	// applied (that waits for the commit to be durable): the test waits for
+	// the report, as stopping first would cut it off.
+	var mu sync.Mutex
 	var applied []string
-	appliedCh := make(chan string, 10)
+	appliedSoFar := func() string { mu.Lock(); defer mu.Unlock(); return fmt.Sprint(applied) }
 	d := &natsync.Downlink{Facility: "f1", Conn: nc, Garage: g,
-		Applied: func(kind string, v uint64) { appliedCh <- fmt.Sprintf("%s v%d", kind, v) }}
+		Applied: func(kind string, v uint64) {
+			mu.Lock()
+			applied = append(applied, fmt.Sprintf("%s v%d", kind, v))
+			mu.Unlock()
+		}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -111,12 +121,10 @@ func TestDownlinkAppliesLayout(t *testing.T) {
 	if c, hb := zoneLimits(g, "B"); c != 7 || hb != 3 {
 		t.Fatalf("zone B %d/%d after v6; want 7/3", c, hb)
 	}
+	waitFor(t, "layout v6 reported", func() bool { return strings.Contains(appliedSoFar(), "layout v6") })
 	stop()
-	for len(appliedCh) > 0 {
-		applied = append(applied, <-appliedCh)
-	}
-	if fmt.Sprint(applied) != "[layout v3 layout v6]" {
-		t.Fatalf("applied %v; want [layout v3 layout v6]", applied)
+	if got := appliedSoFar(); got != "[layout v3 layout v6]" {
+		t.Fatalf("applied %v; want [layout v3 layout v6]", got)
 	}
 
 	// Restart: the garage holds v6 without the hub.
