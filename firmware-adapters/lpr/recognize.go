@@ -869,8 +869,8 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	var probs [][]float32
 	var kept []image.Rectangle
 	keepLog := 0.0
-	// rejOf is the Reject share of each kept character, by its box.
-	rejOf := make(map[image.Rectangle]float64)
+	// rejs are the kept characters' Reject shares, beside kept.
+	var rejs []float64
 	add := func(p []float32, box image.Rectangle, front bool) {
 		rej := float64(p[Reject])
 		// Decode on the character classes alone; the reject share lowers the confidence.
@@ -879,13 +879,14 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			cp[k] /= float32(1 - rej)
 		}
 		keepLog += math.Log(max(1-rej, 1e-6))
-		rejOf[box] = rej
 		if front {
 			probs = append([][]float32{cp}, probs...)
 			kept = append([]image.Rectangle{box}, kept...)
+			rejs = append([]float64{rej}, rejs...)
 		} else {
 			probs = append(probs, cp)
 			kept = append(kept, box)
+			rejs = append(rejs, rej)
 		}
 	}
 	// charSure is how sure the classifier is that p is its likeliest
@@ -932,7 +933,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		return Plate{}, false
 	}
 	base := Plate{Angle: -ln.angle * 180 / math.Pi}
-	finish := func(probs [][]float32, kept []image.Rectangle, keepLog float64) Plate {
+	finish := func(probs [][]float32, kept []image.Rectangle, rejs []float64, keepLog float64) Plate {
 		p := base
 		p.Text, p.Format, p.Confidence = decode(probs, r.country)
 		p.Confidence *= math.Exp(keepLog / float64(len(kept)))
@@ -949,14 +950,13 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		// A character added beyond an end may stand partly outside the
 		// image; the boxes handed out are clipped to it.
 		p.Chars = make([]image.Rectangle, len(kept))
-		p.rejects = make([]float64, len(kept))
 		for i, c := range kept {
 			p.Chars[i] = c.Intersect(bounds)
-			p.rejects[i] = rejOf[c]
 		}
+		p.rejects = append([]float64(nil), rejs...)
 		return p
 	}
-	best := finish(probs, kept, keepLog)
+	best := finish(probs, kept, rejs, keepLog)
 	// sure returns the reading of the window, among alts, that the classifier
 	// is surest is a character, or nil if it is sure of none.
 	sure := func(alts [][]float32) []float32 {
@@ -982,6 +982,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		k    int // where in kept
 		p    []float32
 		box  image.Rectangle
+		rej  float64 // its Reject share
 		logp float64 // log of its share that is a character
 	}
 	// blank reports whether the classifier is sure no alternative of
@@ -1006,21 +1007,22 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		for j := range cp {
 			cp[j] /= 1 - p[Reject]
 		}
-		ins[i] = &insert{k, cp, gw.box, math.Log(max(1-float64(p[Reject]), 1e-6))}
+		rej := float64(p[Reject])
+		ins[i] = &insert{k, cp, gw.box, rej, math.Log(max(1-rej, 1e-6))}
 	}
 	bestScore := best.score(r.country)
 	try := func(set ...*insert) {
-		pr, kb, lg := append([][]float32(nil), probs...), append([]image.Rectangle(nil), kept...), keepLog
+		pr, kb, rj, lg := append([][]float32(nil), probs...), append([]image.Rectangle(nil), kept...), append([]float64(nil), rejs...), keepLog
 		// From the right, so that each k still points where it did.
 		for j := len(set) - 1; j >= 0; j-- {
 			in := set[j]
 			pr = append(pr[:in.k], append([][]float32{in.p}, pr[in.k:]...)...)
 			kb = append(kb[:in.k], append([]image.Rectangle{in.box}, kb[in.k:]...)...)
+			rj = append(rj[:in.k], append([]float64{in.rej}, rj[in.k:]...)...)
 			lg += in.logp
-			rejOf[in.box] = 1 - math.Exp(in.logp)
 		}
 		// Each addition costs endCost, the best reading's own included.
-		if c := finish(pr, kb, lg); c.score(r.country)-float64(len(set))*endCost > bestScore {
+		if c := finish(pr, kb, rj, lg); c.score(r.country)-float64(len(set))*endCost > bestScore {
 			best, bestScore = c, c.score(r.country)-float64(len(set))*endCost
 		}
 	}
@@ -1060,20 +1062,20 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			endP[side] = append(endP[side], p)
 		}
 	}
-	baseProbs, baseKept, baseLog := probs, kept, keepLog
+	baseProbs, baseKept, baseRejs, baseLog := probs, kept, rejs, keepLog
 	for nl := 0; nl <= len(endP[0]); nl++ {
 		for nr := 0; nr <= len(endP[1]); nr++ {
 			if nl+nr == 0 {
 				continue
 			}
-			probs, kept, keepLog = append([][]float32(nil), baseProbs...), append([]image.Rectangle(nil), baseKept...), baseLog
+			probs, kept, rejs, keepLog = append([][]float32(nil), baseProbs...), append([]image.Rectangle(nil), baseKept...), append([]float64(nil), baseRejs...), baseLog
 			for k := 0; k < nl; k++ {
 				add(append([]float32(nil), endP[0][k]...), kept[0].Add(image.Pt(-int(gl.pitch), 0)), true)
 			}
 			for k := 0; k < nr; k++ {
 				add(append([]float32(nil), endP[1][k]...), kept[len(kept)-1].Add(image.Pt(int(gl.pitch), 0)), false)
 			}
-			if c := finish(probs, kept, keepLog); c.score(r.country)-float64(nl+nr)*endCost > best.score(r.country) {
+			if c := finish(probs, kept, rejs, keepLog); c.score(r.country)-float64(nl+nr)*endCost > best.score(r.country) {
 				best = c
 			}
 		}
