@@ -29,6 +29,16 @@ func testFont(tb testing.TB) *opentype.Font {
 	return f
 }
 
+// usRecognizer returns a recognizer for US plates.
+func usRecognizer(tb testing.TB) *Recognizer {
+	tb.Helper()
+	rec, err := NewRecognizer(Options{Country: CountryUS})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rec
+}
+
 // renderJPEG renders p and returns it as JPEG bytes with its plate box.
 func renderJPEG(tb testing.TB, p synth.Plate, rng *rand.Rand) ([]byte, synth.Rendered) {
 	tb.Helper()

@@ -4,9 +4,11 @@ package lpr
 
 import (
 	"errors"
+	"fmt"
 	"image"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr/synth"
@@ -188,10 +190,7 @@ func TestScoreLength(t *testing.T) {
 func TestRecognizeTouchingCharacters(t *testing.T) {
 	font := testFont(t)
 	rng := rand.New(rand.NewPCG(7, 7))
-	rec, err := NewRecognizer(Options{Country: CountryUS})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := usRecognizer(t)
 	for _, tc := range []struct {
 		text string
 		join int // the bar joins characters join and join+1
@@ -218,10 +217,7 @@ func TestRecognizeTouchingCharacters(t *testing.T) {
 // leave between their neighbours, one character or two side by side.
 func TestRecognizeCharacterInGap(t *testing.T) {
 	font := testFont(t)
-	rec, err := NewRecognizer(Options{Country: CountryUS})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := usRecognizer(t)
 	for _, tc := range []struct {
 		text        string
 		first, last int // the characters joined to the blot
@@ -292,12 +288,16 @@ func twoPlates(t *testing.T, rec *Recognizer, rng *rand.Rand, near, far string, 
 	return plates
 }
 
-func texts(ps []Plate) []string {
-	var out []string
-	for _, p := range ps {
-		out = append(out, p.Text)
+// readsOf lists what Recognize returned, text and confidence, for messages.
+func readsOf(ps []Plate) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %.2f", p.Text, p.Confidence)
 	}
-	return out
+	return "[" + b.String() + "]"
 }
 
 // TestRecognizeLargerPlateFirst puts a second, smaller plate (a car farther
@@ -305,16 +305,14 @@ func texts(ps []Plate) []string {
 // the larger one is the plate the camera is aimed at and comes first,
 // wherever in the image either stands (the renderer places them).
 func TestRecognizeLargerPlateFirst(t *testing.T) {
-	rec, err := NewRecognizer(Options{Country: CountryUS})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := usRecognizer(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ near, far string }{{"ABC1234", "RTN5832"}, {"KLM4821", "HKP6297"}} {
 		for range 2 {
 			plates := twoPlates(t, rec, rng, tc.near, tc.far, 36, 22)
-			if got := texts(plates); len(plates) < 2 || plates[0].Text != tc.near || !slices.Contains(got, tc.far) {
-				t.Errorf("Recognize(%s near, %s far) = %q; want %s first, %s too", tc.near, tc.far, got, tc.near, tc.far)
+			far := slices.ContainsFunc(plates, func(p Plate) bool { return p.Text == tc.far })
+			if len(plates) < 2 || plates[0].Text != tc.near || !far {
+				t.Errorf("Recognize(%s near, %s far) = %s; want %s first, %s too", tc.near, tc.far, readsOf(plates), tc.near, tc.far)
 			}
 		}
 	}
@@ -323,27 +321,16 @@ func TestRecognizeLargerPlateFirst(t *testing.T) {
 // TestRecognizeUnsureBetweenPlates: two plates of one size in the picture
 // leave the reader unsure which is the lane's, one alone does not.
 func TestRecognizeUnsureBetweenPlates(t *testing.T) {
-	rec, err := NewRecognizer(Options{Country: CountryUS})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := usRecognizer(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	alone := twoPlates(t, rec, rng, "ABC1234", "", 24, 24)
 	if len(alone) == 0 || alone[0].Text != "ABC1234" || alone[0].Confidence < 0.9 {
-		t.Fatalf("Recognize(ABC1234 alone) = %+v; want it with confidence ≥ 0.9", alone)
+		t.Fatalf("Recognize(ABC1234 alone) = %s; want it with confidence ≥ 0.9", readsOf(alone))
 	}
 	both := twoPlates(t, rec, rng, "ABC1234", "RTN5832", 24, 24)
 	if len(both) < 2 || both[0].Confidence > 0.8 || both[1].Confidence > 0.8 {
-		t.Errorf("Recognize(ABC1234 and RTN5832 alike) = %q with confidences %.2f…; want both at most 0.8", texts(both), confs(both))
+		t.Errorf("Recognize(ABC1234 and RTN5832 alike) = %s; want both with confidence at most 0.8", readsOf(both))
 	}
-}
-
-func confs(ps []Plate) []float64 {
-	var out []float64
-	for _, p := range ps {
-		out = append(out, p.Confidence)
-	}
-	return out
 }
 
 // TestRecognizeSmallCharactersTouchingFrame draws a frame's edge across the
@@ -351,10 +338,7 @@ func confs(ps []Plate) []float64 {
 // fine binarization with long horizontal runs removed must free them.
 func TestRecognizeSmallCharactersTouchingFrame(t *testing.T) {
 	font := testFont(t)
-	rec, err := NewRecognizer(Options{Country: CountryUS})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := usRecognizer(t)
 	for _, tc := range []struct {
 		text string
 		h    int // character height in pixels
