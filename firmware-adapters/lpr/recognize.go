@@ -957,12 +957,20 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		return p
 	}
 	best := finish(probs, kept, rejs, keepLog)
-	// sure returns the reading of the window, among alts, that the classifier
-	// is surest is a character, or nil if it is sure of none.
-	sure := func(alts [][]float32) []float32 {
+	// classifyAll classifies a window's alternatives.
+	classifyAll := func(alts [][]float32) [][]float32 {
+		ps := make([][]float32, len(alts))
+		for i, x := range alts {
+			ps[i] = classify(x)
+		}
+		return ps
+	}
+	// sure returns the reading of a window, among its alternatives' ps,
+	// that the classifier is surest is a character, or nil if it is sure
+	// of none.
+	sure := func(ps [][]float32) []float32 {
 		var surest []float32
-		for _, x := range alts {
-			p := classify(x)
+		for _, p := range ps {
 			if float64(p[Reject]) < endMaxReject && max32(p[:Reject]) >= endMinProb && (surest == nil || p[Reject] < surest[Reject]) {
 				surest = p
 			}
@@ -986,19 +994,23 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		logp float64 // log of its share that is a character
 	}
 	// blank reports whether the classifier is sure no alternative of
-	// the window is a character (true for a window with no ink, or with
-	// less contrast than inkColumns takes for ink).
-	blank := func(alts [][]float32) bool {
-		for _, x := range alts {
-			if float64(classify(x)[Reject]) < blankReject {
+	// a window (its readings ps) is a character (true for a window with no
+	// ink, or with less contrast than inkColumns takes for ink).
+	blank := func(ps [][]float32) bool {
+		for _, p := range ps {
+			if float64(p[Reject]) < blankReject {
 				return false
 			}
 		}
 		return true
 	}
+	// Each window is classified once; a sure reading's character shares
+	// are rescaled in place below, its Reject share stays.
+	gapReads := make([][][]float32, len(gl.gaps))
 	ins := make([]*insert, len(gl.gaps))
 	for i, gw := range gl.gaps {
-		p := sure(gw.alts)
+		gapReads[i] = classifyAll(gw.alts)
+		p := sure(gapReads[i])
 		k := pos[gw.after]
 		if p == nil || k == 0 || k >= len(kept) {
 			continue
@@ -1035,9 +1047,9 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			switch {
 			case a != nil && b != nil:
 				try(a, b)
-			case a != nil && blank(gl.gaps[i+1].alts):
+			case a != nil && blank(gapReads[i+1]):
 				try(a)
-			case b != nil && blank(gw.alts):
+			case b != nil && blank(gapReads[i]):
 				try(b)
 			}
 		}
@@ -1055,7 +1067,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	var endP [2][][]float32
 	for side := range gl.ends {
 		for _, alts := range gl.ends[side] {
-			p := sure(alts)
+			p := sure(classifyAll(alts))
 			if p == nil {
 				break
 			}
