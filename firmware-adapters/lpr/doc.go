@@ -8,8 +8,9 @@
 //
 //  1. localisation: adaptive thresholds in both polarities, at three block
 //     sizes and offsets, and the two finer ones once more with long
-//     horizontal runs of ink (a frame the characters touch) removed; connected components shaped like
-//     characters; chains of four to ten of similar height on one baseline are
+//     horizontal runs of ink (a frame the characters touch) removed;
+//     connected components shaped like characters; chains of four to ten of
+//     similar height on one baseline are
 //     candidate plates; text with no room for a plate around it inside the
 //     image (a camera's date caption, a cut-off plate) ranks low;
 //  2. deskew: the chain's baseline angle is rotated out;

@@ -70,15 +70,16 @@ func decode(probs [][]float32, country Country) (string, string, float64) {
 		return "", "", 0
 	}
 	if fold := folded[country]; len(fold) > 0 {
-		folded := make([][]float32, n)
+		// A copy: probs belongs to the caller.
+		fp := make([][]float32, n)
 		for i, p := range probs {
-			folded[i] = append([]float32(nil), p...)
+			fp[i] = append([]float32(nil), p...)
 			for from, to := range fold {
-				folded[i][to] += folded[i][from]
-				folded[i][from] = 0
+				fp[i][to] += fp[i][from]
+				fp[i][from] = 0
 			}
 		}
-		probs = folded
+		probs = fp
 	}
 	// Per position: the top three characters (enough for every confusable pair).
 	alts := make([][]choice, n)
