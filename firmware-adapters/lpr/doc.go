@@ -10,9 +10,9 @@
 //     sizes and offsets, and the two finer ones once more with long
 //     horizontal runs of ink (a frame the characters touch) removed;
 //     connected components shaped like characters; chains of four to ten of
-//     similar height on one baseline are
-//     candidate plates; text with no room for a plate around it inside the
-//     image (a camera's date caption, a cut-off plate) ranks low;
+//     similar height on one baseline are candidate plates; text with no room
+//     for a plate around it inside the image (a camera's date caption, a
+//     cut-off plate) ranks low;
 //  2. deskew: the chain's baseline angle is rotated out;
 //  3. segmentation: each component of the chain is one character, except one
 //     twice as wide as the line's characters, which is also cut at its thinnest
