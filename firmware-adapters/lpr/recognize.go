@@ -566,11 +566,13 @@ func scaleRect(r image.Rectangle, k float64) image.Rectangle {
 // with twice the block, keeps large characters whole; the fourth and the
 // fifth are the first and the second with long horizontal runs of ink
 // removed, which frees characters from a frame or a dealer band they touch
-// (the fifth also small, faint ones).
-var passes = []binarization{{1, 7, 0, false}, {0.5, 4, 0, false}, {2, 7, 0, false}, {1, 7, 0, true}, {0.5, 4, 0, true}}
+// (the fifth also small, faint ones); the sixth, with less than half the
+// offset, finds plates of little contrast (dirty, dim, blurred), whose
+// strokes the others lose.
+var passes = []binarization{{1, 7, 0, false}, {0.5, 4, 0, false}, {2, 7, 0, false}, {1, 7, 0, true}, {0.5, 4, 0, true}, {1, 3, 0, false}}
 
 // trainedPasses is how many of passes SegmentGlyphs uses: the committed
-// model was trained on glyphs of the first four (the fifth came later), and
+// model was trained on glyphs of the first four (the others came later), and
 // make lpr-model must still make that model. A retrained model may use all.
 const trainedPasses = 4
 

@@ -354,3 +354,35 @@ func TestRecognizeSmallCharactersTouchingFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestRecognizeFaintPlate reads blurred plates with a twelfth of the usual
+// contrast (a dirty plate, a dim lane at dusk): their strokes fall short of
+// the usual threshold offset, and the reader must still find them (the
+// low-offset pass of passes).
+func TestRecognizeFaintPlate(t *testing.T) {
+	font := testFont(t)
+	rec := usRecognizer(t)
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n, want = 12, 6
+	read := 0
+	for range n {
+		text := randomPlate(rng, synth.US)
+		r, err := synth.Render(synth.Plate{Text: text, Style: synth.US, Font: font, CharHeight: 20, Blur: 1.5, Noise: 1, Scene: image2(640, 480)}, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Contrast ×0.08 around mid-grey.
+		r.Image.ConvertToWithParams(&r.Image, gocv.MatTypeCV8UC3, 0.08, 128*0.92)
+		plates, err := rec.Recognize(r.Image)
+		r.Image.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(plates) > 0 && plates[0].Text == text {
+			read++
+		}
+	}
+	if read < want {
+		t.Errorf("read %d of %d faint plates exactly, want at least %d", read, n, want)
+	}
+}
