@@ -10,7 +10,8 @@
 // the matched rate (the best plate, looked up with plate.Index among all plates
 // of the set, finds the true one and only it: the exit case), and the
 // milliseconds per image on one core. With -calib it also prints, per set and
-// confidence range, how many best reads were made and how many were exact. It
+// confidence range, how many best reads were made and how many were exact;
+// with -cpuprofile FILE it writes a CPU profile of the run (go tool pprof). It
 // ends with one line per set:
 //
 //	lpr set=NAME images=N detected=X% exact=Y% matched=Z% ms_per_image=W
@@ -26,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,11 +47,23 @@ func main() {
 	data := flag.String("data", "../shared/data/alpr", "folder of sets")
 	verbose := flag.Bool("v", false, "print every image's result")
 	calib := flag.Bool("calib", false, "print how often reads are exact by confidence")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	// One core: Go here, OpenCV through OPENCV_FOR_THREADS_NUM=1 and taskset
 	// (make bench-lpr sets both).
 	runtime.GOMAXPROCS(1)
 	if err := run(*data, *verbose, *calib, os.Stdout); err != nil {
+		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
 }
