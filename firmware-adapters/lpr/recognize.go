@@ -11,7 +11,6 @@ import (
 	"image/color"
 	"math"
 	"sort"
-	"strings"
 
 	"gocv.io/x/gocv"
 )
@@ -341,22 +340,32 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 	return found, score
 }
 
-// partOf reports whether q's reading is a shorter run of p's characters, read
-// in the same place: q's text is inside p's, q's characters are among p's,
-// and each character p has beyond q stands about one pitch from its
-// neighbour, as a plate's characters do, and is one the classifier is fairly
-// sure of (Reject at most partReject); an edge of the frame just beside the
-// last character is no more character than q saw.
+// partOf reports whether q's reading is p's with characters left out, read in
+// the same place: each of q's characters stands where one of p's does, in
+// order, and reads the same; each character p has beyond q (at an end, or
+// between two of q's: one joined to an emblem) stands about one pitch from
+// its neighbours, as a plate's characters do, and is one the classifier is
+// fairly sure of (Reject at most partReject); an edge of the frame just beside
+// the last character is no more character than q saw.
 func partOf(q, p Plate) bool {
-	if len(q.Text) < 4 || len(q.Text) >= len(p.Text) || len(p.Chars) < 2 || !strings.Contains(p.Text, q.Text) {
+	if len(q.Text) < 4 || len(q.Text) >= len(p.Text) || len(p.Chars) != len(p.Text) || len(q.Chars) != len(q.Text) {
 		return false
 	}
-	tol := int(p.charHeight()/4) + 1
-	qb := q.charBox()
-	if !qb.In(p.charBox().Inset(-tol)) {
-		return false
-	}
+	tol := p.charHeight()/4 + 1
 	cx := func(r image.Rectangle) float64 { return float64(r.Min.X+r.Max.X) / 2 }
+	// Match q's characters to p's, left to right.
+	matched := make([]bool, len(p.Chars))
+	i := 0
+	for k, c := range q.Chars {
+		for i < len(p.Chars) && cx(p.Chars[i]) < cx(c)-tol {
+			i++
+		}
+		if i == len(p.Chars) || math.Abs(cx(p.Chars[i])-cx(c)) > tol || !p.Chars[i].Overlaps(c) || p.Text[i] != q.Text[k] {
+			return false
+		}
+		matched[i] = true
+		i++
+	}
 	ps := make([]float64, 0, len(p.Chars)-1)
 	for i := 1; i < len(p.Chars); i++ {
 		ps = append(ps, cx(p.Chars[i])-cx(p.Chars[i-1]))
@@ -364,16 +373,13 @@ func partOf(q, p Plate) bool {
 	sort.Float64s(ps)
 	pitch := ps[len(ps)/2]
 	for i, c := range p.Chars {
-		if x := cx(c); x >= float64(qb.Min.X) && x <= float64(qb.Max.X) {
+		if matched[i] {
 			continue
 		}
-		// The neighbour towards q's characters.
-		j := i + 1
-		if cx(c) > cx(qb) {
-			j = i - 1
-		}
-		if j < 0 || j >= len(p.Chars) || math.Abs(cx(p.Chars[j])-cx(c)) < 0.75*pitch {
-			return false
+		for _, j := range []int{i - 1, i + 1} {
+			if j >= 0 && j < len(p.Chars) && math.Abs(cx(p.Chars[j])-cx(c)) < 0.75*pitch {
+				return false
+			}
 		}
 		// One the classifier doubts is a character (a plate's band, a
 		// bolt) is no more character than q saw either.

@@ -165,6 +165,16 @@ func TestPartOf(t *testing.T) {
 	if partOf(part, doubted) {
 		t.Errorf("partOf(G3C8P, DG3C8P with a doubtful D) = true; want false")
 	}
+	// A character lost in the middle (joined to an emblem): the reading
+	// without it is part of the reading with it, where the rest read alike.
+	w := row(100, 6)
+	inner := Plate{Text: "DGC8P", Chars: append(append([]image.Rectangle(nil), w[:2]...), w[3:]...)}
+	if !partOf(inner, whole) {
+		t.Errorf("partOf(DGC8P, DG3C8P) = false; want true")
+	}
+	if other := (Plate{Text: "DGK8P", Chars: inner.Chars}); partOf(other, whole) {
+		t.Errorf("partOf(DGK8P, DG3C8P) = true; want false: the K stands where the C does")
+	}
 	elsewhere := Plate{Text: "DG3C8P", Chars: row(400, 6)}
 	if partOf(part, elsewhere) {
 		t.Errorf("partOf(G3C8P, DG3C8P elsewhere) = true; want false")
