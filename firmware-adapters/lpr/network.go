@@ -213,22 +213,19 @@ func (n *network) encode() []byte {
 
 // forward computes the class probabilities of x into p (len out), using h
 // (len hid) as scratch for the hidden layer.
-func (n *network) forward(x, h, p []float32) {
+func (n *network) forward(x, h, p []float32) { n.forwardWith(dot, x, h, p) }
+
+// forwardWith is forward with the dot product dp (s plus a·b). The trainer
+// sums in order (inOrder), as the committed model was trained: dot rounds
+// differently in the last bits, and make lpr-model must write that model
+// again bit for bit.
+func (n *network) forwardWith(dp func(s float32, a, b []float32) float32, x, h, p []float32) {
 	for j := 0; j < n.hid; j++ {
-		w := n.w1[j*n.in : (j+1)*n.in]
-		s := n.b1[j]
-		for i, v := range x {
-			s += w[i] * v
-		}
-		h[j] = max(s, 0)
+		h[j] = max(dp(n.b1[j], n.w1[j*n.in:(j+1)*n.in], x), 0)
 	}
 	m := float32(math.Inf(-1))
 	for k := 0; k < n.out; k++ {
-		w := n.w2[k*n.hid : (k+1)*n.hid]
-		s := n.b2[k]
-		for j, v := range h {
-			s += w[j] * v
-		}
+		s := dp(n.b2[k], n.w2[k*n.hid:(k+1)*n.hid], h)
 		p[k] = s
 		m = max(m, s)
 	}
@@ -240,6 +237,34 @@ func (n *network) forward(x, h, p []float32) {
 	for k := range p {
 		p[k] /= sum
 	}
+}
+
+// dot is s plus the dot product of a and b (len(b) ≥ len(a)), in four running
+// sums: the adds of one sum wait for each other, those of four overlap, which
+// makes the classifier about twice as fast.
+func dot(s float32, a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s + ((s0 + s1) + (s2 + s3))
+}
+
+// inOrder is s plus the dot product of a and b (len(b) ≥ len(a)), summed in
+// order.
+func inOrder(s float32, a, b []float32) float32 {
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
 }
 
 // GlyphSample is one labelled glyph for training: its features and the index of
@@ -372,7 +397,7 @@ func (t *trainer) gradients(samples []GlyphSample, idx []int) {
 	t.correct = 0
 	for _, i := range idx {
 		s := samples[i]
-		n.forward(s.X, h, p)
+		n.forwardWith(inOrder, s.X, h, p)
 		best := 0
 		for k := range p {
 			if p[k] > p[best] {

@@ -84,3 +84,24 @@ func TestTrainWorkersDeterministic(t *testing.T) {
 		t.Error("two trainings with 3 workers gave different models")
 	}
 }
+
+// TestDot checks the four-sum dot product and the in-order one against a
+// plain one in float64, for lengths with and without a remainder, and that
+// they read no further than a.
+func TestDot(t *testing.T) {
+	for n := 0; n <= 13; n++ {
+		a, b := make([]float32, n), make([]float32, n+3)
+		var want float64
+		for i := range a {
+			a[i] = float32(i%5) - 1.5
+			b[i] = float32(i%3) + 0.25
+			want += float64(a[i]) * float64(b[i])
+		}
+		b[n], b[n+1], b[n+2] = 1e9, 1e9, 1e9 // beyond a: must not count
+		for name, dp := range map[string]func(float32, []float32, []float32) float32{"dot": dot, "inOrder": inOrder} {
+			if got := dp(0.5, a, b); math.Abs(float64(got)-0.5-want) > 1e-4 {
+				t.Errorf("%s of %d: %v, want %v", name, n, got, want+0.5)
+			}
+		}
+	}
+}
