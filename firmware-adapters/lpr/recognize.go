@@ -1318,8 +1318,8 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 				} else {
 					win.Min.X = max(win.Min.X, int(edge))
 				}
-				win = inkColumns(straight, win, dark)
-				if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
+				win, tall := inkColumns(straight, win, dark)
+				if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw || tall < endMinInk {
 					continue
 				}
 				x := make([]float32, GlyphFeatures)
@@ -1369,7 +1369,7 @@ func lineGlyphs(g *grey, ln line, dark, parts bool) (glyphs, bool) {
 				if win.Empty() {
 					continue
 				}
-				win = inkColumns(straight, win, dark)
+				win, _ = inkColumns(straight, win, dark)
 				if win.Dx() < 2 || float64(win.Dx()) > 1.6*mw {
 					continue
 				}
@@ -1409,6 +1409,11 @@ const (
 	gapWide = 3.6
 )
 
+// endMinInk is the least share of the line's height the ink in a window
+// beyond an end must span: a character there does; a sticker's small digits,
+// a bolt or a frame's lettering does not.
+const endMinInk = 0.8
+
 // maxEnds is how many characters readLine looks for beyond either end of a
 // line.
 const maxEnds = 2
@@ -1417,16 +1422,17 @@ const maxEnds = 2
 const formatWeight = 0.1
 
 // inkColumns narrows box of img to the columns that hold ink: pixels on the
-// ink side of the middle grey between the box's darkest and lightest.
-func inkColumns(img gocv.Mat, box image.Rectangle, dark bool) image.Rectangle {
+// ink side of the middle grey between the box's darkest and lightest. It also
+// returns the share of the box's height that the ink in those columns spans.
+func inkColumns(img gocv.Mat, box image.Rectangle, dark bool) (image.Rectangle, float64) {
 	box = box.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
 	if box.Dx() < 2 || box.Dy() < 4 {
-		return image.Rectangle{}
+		return image.Rectangle{}, 0
 	}
 	all, err := img.DataPtrUint8() // img is a whole, continuous Mat
 	step := img.Cols()
 	if err != nil || len(all) < img.Rows()*step {
-		return image.Rectangle{}
+		return image.Rectangle{}, 0
 	}
 	pix := all[box.Min.Y*step+box.Min.X:]
 	w, h := box.Dx(), box.Dy()
@@ -1437,7 +1443,7 @@ func inkColumns(img gocv.Mat, box image.Rectangle, dark bool) image.Rectangle {
 		}
 	}
 	if hi-lo < 24 {
-		return image.Rectangle{}
+		return image.Rectangle{}, 0
 	}
 	mid := (int(lo) + int(hi)) / 2
 	need := max(2, h/8)
@@ -1458,7 +1464,23 @@ func inkColumns(img gocv.Mat, box image.Rectangle, dark bool) image.Rectangle {
 	for x1 > x0 && !ink(x1-1) {
 		x1--
 	}
-	return image.Rect(box.Min.X+x0, box.Min.Y, box.Min.X+x1, box.Max.Y)
+	// The rows with ink in the columns kept.
+	row := func(y int) bool {
+		for _, v := range pix[y*step+x0 : y*step+x1] {
+			if dark && int(v) < mid || !dark && int(v) > mid {
+				return true
+			}
+		}
+		return false
+	}
+	y0, y1 := 0, h
+	for y0 < y1 && !row(y0) {
+		y0++
+	}
+	for y1 > y0 && !row(y1-1) {
+		y1--
+	}
+	return image.Rect(box.Min.X+x0, box.Min.Y, box.Min.X+x1, box.Max.Y), float64(y1-y0) / float64(h)
 }
 
 // plateBox estimates the plate's outline from its characters' union u: plates

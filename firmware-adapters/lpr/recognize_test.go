@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -394,5 +395,33 @@ func TestRecognizeFaintPlate(t *testing.T) {
 	}
 	if read < want {
 		t.Errorf("read %d of %d faint plates exactly, want at least %d", read, n, want)
+	}
+}
+
+// TestRecognizeStickerBeyondEnd draws a registration sticker's small digits
+// one pitch beyond the last character (two thirds of its height, as on many
+// US plates): they are no character of the plate, however sure the
+// classifier is of them, and the read stays the plate's.
+func TestRecognizeStickerBeyondEnd(t *testing.T) {
+	font := testFont(t)
+	rec := usRecognizer(t)
+	for i, text := range []string{"10DTM", "KX482", "PRT609"} {
+		rng := rand.New(rand.NewPCG(11, uint64(i)))
+		r, err := synth.Render(synth.Plate{Text: text, Style: synth.US, Font: font, CharHeight: 40, Squeeze: 0.55, Scene: image2(640, 480)}, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := r.CharBoxes[len(r.CharBoxes)-1]
+		h := last.Dy()
+		// The sticker's digits, bottom-aligned with the characters.
+		gocv.PutText(&r.Image, "9", image.Pt(last.Max.X+h/4, last.Max.Y), gocv.FontHersheySimplex, float64(h)*0.65/22, color.RGBA{20, 20, 20, 0}, max(2, h/12))
+		plates, err := rec.Recognize(r.Image)
+		r.Image.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(plates) == 0 || plates[0].Text != text {
+			t.Errorf("Recognize(%s with a sticker's 9 beyond it) = %s, want %s first", text, readsOf(plates), text)
+		}
 	}
 }
