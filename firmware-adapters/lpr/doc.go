@@ -7,9 +7,9 @@
 // the spirit of OpenALPR:
 //
 //  1. localisation: adaptive thresholds in both polarities, at three block
-//     sizes and offsets, and the two finer ones once more with long
-//     horizontal runs of ink (a frame the characters touch) removed;
-//     connected components shaped like characters; chains of four to ten of
+//     sizes and offsets, the two finer ones once more with long horizontal
+//     runs of ink (a frame the characters touch) removed, and the default
+//     block with a low offset (plates of little contrast); connected components shaped like characters; chains of four to ten of
 //     similar height on one baseline are candidate plates; text with no room
 //     for a plate around it inside the image (a camera's date caption, a
 //     cut-off plate) ranks low;
@@ -18,9 +18,9 @@
 //     twice as wide as the line's characters, which is also cut at its thinnest
 //     column and read as two when the classifier is surer of the halves (a
 //     hyphen or a neighbour touching a character); windows one and two pitches
-//     beyond either end, halfway between neighbours two pitches apart and a
-//     third and two thirds across three pitches may add characters the
-//     components missed;
+//     beyond either end (where the ink spans most of the line's height),
+//     halfway between neighbours two pitches apart and a third and two thirds
+//     across three pitches may add characters the components missed;
 //  4. recognition: each character's box is grown to the line's median top and
 //     bottom and its crop scaled to 16×24; an ensemble of two small
 //     perceptrons (network.go) classifies its pixels, aspect ratio, width
