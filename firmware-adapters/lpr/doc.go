@@ -18,7 +18,7 @@
 //     twice as wide as the line's characters, which is also cut at its thinnest
 //     column and read as two when the classifier is surer of the halves (a
 //     hyphen or a neighbour touching a character); windows one and two pitches
-//     beyond either end (where the ink spans most of the line's height),
+//     beyond either end (where the ink spans most of the character height),
 //     halfway between neighbours two pitches apart and a third and two thirds
 //     across three pitches may add characters the components missed;
 //  4. recognition: each character's box is grown to the line's median top and

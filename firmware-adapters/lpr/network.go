@@ -243,6 +243,10 @@ func (n *network) forwardWith(dp func(s float32, a, b []float32) float32, x, h, 
 // sums: the adds of one sum wait for each other, those of four overlap, which
 // makes the classifier about twice as fast.
 func dot(s float32, a, b []float32) float32 {
+	if len(a) == 0 {
+		return s
+	}
+	_ = b[len(a)-1] // b as long as a: a shorter one panics here
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	i := 0

@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"slices"
 	"sort"
 
 	"gocv.io/x/gocv"
@@ -342,16 +343,19 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 
 // partOf reports whether q's reading is p's with characters left out, read in
 // the same place: each of q's characters stands where one of p's does, in
-// order, and reads the same; each character p has beyond q (at an end, or
-// between two of q's: one joined to an emblem) stands about one pitch from
-// its neighbours, as a plate's characters do, and is one the classifier is
-// fairly sure of (Reject at most partReject); an edge of the frame just beside
-// the last character is no more character than q saw.
+// order, and reads the same; p has beyond q characters at its ends and at most
+// one between two of q's (joined to an emblem), each about one pitch from its
+// neighbours, as a plate's characters are, and one the classifier is fairly
+// sure of (Reject at most partReject); an edge of the frame just beside the
+// last character is no more character than q saw.
 func partOf(q, p Plate) bool {
 	if len(q.Text) < 4 || len(q.Text) >= len(p.Text) || len(p.Chars) != len(p.Text) || len(q.Chars) != len(q.Text) {
 		return false
 	}
 	tol := p.charHeight()/4 + 1
+	if !q.charBox().In(p.charBox().Inset(-int(tol))) {
+		return false
+	}
 	cx := func(r image.Rectangle) float64 { return float64(r.Min.X+r.Max.X) / 2 }
 	// Match q's characters to p's, left to right.
 	matched := make([]bool, len(p.Chars))
@@ -365,6 +369,15 @@ func partOf(q, p Plate) bool {
 		}
 		matched[i] = true
 		i++
+	}
+	inner := 0
+	for i := range p.Chars {
+		if !matched[i] && i > 0 && i < len(p.Chars)-1 && slices.Contains(matched[:i], true) && slices.Contains(matched[i+1:], true) {
+			inner++
+		}
+	}
+	if inner > 1 {
+		return false
 	}
 	ps := make([]float64, 0, len(p.Chars)-1)
 	for i := 1; i < len(p.Chars); i++ {
@@ -1409,9 +1422,10 @@ const (
 	gapWide = 3.6
 )
 
-// endMinInk is the least share of the line's height the ink in a window
-// beyond an end must span: a character there does; a sticker's small digits,
-// a bolt or a frame's lettering does not.
+// endMinInk is the least share of the end character's height (grown to the
+// line's band) that the ink in a window beyond that end must span: a
+// character there does; a sticker's small digits, a bolt or a frame's
+// lettering does not.
 const endMinInk = 0.8
 
 // maxEnds is how many characters readLine looks for beyond either end of a

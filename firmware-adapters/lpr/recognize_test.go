@@ -176,6 +176,23 @@ func TestPartOf(t *testing.T) {
 	if other := (Plate{Text: "DGK8P", Chars: inner.Chars}); partOf(other, whole) {
 		t.Errorf("partOf(DGK8P, DG3C8P) = true; want false: the K stands where the C does")
 	}
+	if doubtedInner := (Plate{Text: "DG3C8P", Chars: w, rejects: []float64{0, 0, 0.4, 0, 0, 0}}); partOf(inner, doubtedInner) {
+		t.Errorf("partOf(DGC8P, DG3C8P with a doubtful 3) = true; want false")
+	}
+	// Every other character is not part of a plate: it saw half of it.
+	long := Plate{Text: "ABCDEFGH", Chars: row(100, 8)}
+	sparse := Plate{Text: "BDFH", Chars: []image.Rectangle{long.Chars[1], long.Chars[3], long.Chars[5], long.Chars[7]}}
+	if partOf(sparse, long) {
+		t.Errorf("partOf(BDFH, ABCDEFGH) = true; want false: three characters lost between")
+	}
+	// Nor is a reading a line above.
+	above := Plate{Text: "DGC8P", Chars: append([]image.Rectangle(nil), inner.Chars...)}
+	for i := range above.Chars {
+		above.Chars[i] = above.Chars[i].Add(image.Pt(0, -15))
+	}
+	if partOf(above, whole) {
+		t.Errorf("partOf(DGC8P 15 px above, DG3C8P) = true; want false")
+	}
 	elsewhere := Plate{Text: "DG3C8P", Chars: row(400, 6)}
 	if partOf(part, elsewhere) {
 		t.Errorf("partOf(G3C8P, DG3C8P elsewhere) = true; want false")
