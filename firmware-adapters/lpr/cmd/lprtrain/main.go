@@ -12,9 +12,10 @@
 // the same flags and the same fonts give the same model.
 //
 // The model is an ensemble of -models networks; the k-th (from 0) is trained
-// from seed+k on plates of its own. Each rendered plate is segmented by the recognizer's
-// own segmentation (lpr.SegmentGlyphs, every binarization), so the classifier
-// learns the crops it will be shown; a component that covers one character's
+// from seed+k on plates of its own. Each rendered plate is segmented by the
+// recognizer's own segmentation (lpr.SegmentGlyphs: the first four
+// binarizations, those the committed model was trained on), so the
+// classifier learns the crops it will be shown; a component that covers one character's
 // box (synth.Rendered's CharBoxes, intersection over union at least labelIoU)
 // and not a third of another's is that character, also where its neighbours
 // were broken or merged. Components outside the plate, or beside the text on it
