@@ -10,7 +10,6 @@ import (
 	"image"
 	"image/color"
 	"math"
-	"slices"
 	"sort"
 
 	"gocv.io/x/gocv"
@@ -359,7 +358,7 @@ func partOf(q, p Plate) bool {
 	cx := func(r image.Rectangle) float64 { return float64(r.Min.X+r.Max.X) / 2 }
 	// Match q's characters to p's, left to right.
 	matched := make([]bool, len(p.Chars))
-	i := 0
+	first, i := -1, 0
 	for k, c := range q.Chars {
 		for i < len(p.Chars) && cx(p.Chars[i]) < cx(c)-tol {
 			i++
@@ -367,16 +366,15 @@ func partOf(q, p Plate) bool {
 		if i == len(p.Chars) || math.Abs(cx(p.Chars[i])-cx(c)) > tol || !p.Chars[i].Overlaps(c) || p.Text[i] != q.Text[k] {
 			return false
 		}
+		if first < 0 {
+			first = i
+		}
 		matched[i] = true
 		i++
 	}
-	inner := 0
-	for i := range p.Chars {
-		if !matched[i] && i > 0 && i < len(p.Chars)-1 && slices.Contains(matched[:i], true) && slices.Contains(matched[i+1:], true) {
-			inner++
-		}
-	}
-	if inner > 1 {
+	// Between q's first and last character (p's first..i-1), p has at most
+	// one character more.
+	if i-first-len(q.Chars) > 1 {
 		return false
 	}
 	ps := make([]float64, 0, len(p.Chars)-1)
@@ -893,13 +891,8 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	// rejs are the kept characters' Reject shares, beside kept.
 	var rejs []float64
 	add := func(p []float32, box image.Rectangle, front bool) {
-		rej := float64(p[Reject])
-		// Decode on the character classes alone; the reject share lowers the confidence.
-		cp := p[:Reject]
-		for k := range cp {
-			cp[k] /= float32(1 - rej)
-		}
-		keepLog += math.Log(max(1-rej, 1e-6))
+		cp, rej, logp := charShares(p)
+		keepLog += logp
 		if front {
 			probs = append([][]float32{cp}, probs...)
 			kept = append([]image.Rectangle{box}, kept...)
@@ -1036,12 +1029,8 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		if p == nil || k == 0 || k >= len(kept) {
 			continue
 		}
-		cp := p[:Reject]
-		for j := range cp {
-			cp[j] /= 1 - p[Reject]
-		}
-		rej := float64(p[Reject])
-		ins[i] = &insert{k, cp, gw.box, rej, math.Log(max(1-rej, 1e-6))}
+		cp, rej, logp := charShares(p)
+		ins[i] = &insert{k, cp, gw.box, rej, logp}
 	}
 	bestScore := best.score(r.country)
 	try := func(set ...*insert) {
@@ -1114,6 +1103,18 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		}
 	}
 	return best, true
+}
+
+// charShares splits a classifier reading p: the character classes, rescaled
+// in place to sum to one (decoding looks at them alone), the Reject share,
+// and the log of the share that is a character, which lowers the confidence.
+func charShares(p []float32) (chars []float32, rej, logp float64) {
+	rej = float64(p[Reject])
+	chars = p[:Reject]
+	for k := range chars {
+		chars[k] /= float32(1 - rej)
+	}
+	return chars, rej, math.Log(max(1-rej, 1e-6))
 }
 
 func max32(v []float32) float32 {
