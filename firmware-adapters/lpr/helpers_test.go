@@ -77,21 +77,31 @@ func pct(k, n int) string { return fmt.Sprintf("%d/%d", k, n) }
 
 func image2(w, h int) image.Point { return image.Pt(w, h) }
 
-// readInked renders p, fills the rectangle ink chooses from the rendering with
-// black ink (a bar joining characters, a blot over one) and returns the best
-// plate Recognize reads, "" for none.
-func readInked(tb testing.TB, rec *Recognizer, p synth.Plate, rng *rand.Rand, ink func(synth.Rendered) image.Rectangle) string {
+// readEdited renders p, lets edit change the rendering (ink over it, a
+// sticker beside it, less contrast) and returns what rec reads in it.
+func readEdited(tb testing.TB, rec *Recognizer, p synth.Plate, rng *rand.Rand, edit func(*synth.Rendered)) []Plate {
 	tb.Helper()
 	r, err := synth.Render(p, rng)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer r.Image.Close()
-	gocv.Rectangle(&r.Image, ink(r), color.RGBA{0, 0, 0, 0}, -1)
+	edit(&r)
 	plates, err := rec.Recognize(r.Image)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return plates
+}
+
+// readInked renders p, fills the rectangle ink chooses from the rendering with
+// black ink (a bar joining characters, a blot over one) and returns the best
+// plate Recognize reads, "" for none.
+func readInked(tb testing.TB, rec *Recognizer, p synth.Plate, rng *rand.Rand, ink func(synth.Rendered) image.Rectangle) string {
+	tb.Helper()
+	plates := readEdited(tb, rec, p, rng, func(r *synth.Rendered) {
+		gocv.Rectangle(&r.Image, ink(*r), color.RGBA{0, 0, 0, 0}, -1)
+	})
 	if len(plates) == 0 {
 		return ""
 	}
