@@ -105,3 +105,49 @@ func TestDot(t *testing.T) {
 		}
 	}
 }
+
+// TestMatvec checks a layer (in C in the gocv build, in Go without) against
+// sums in float64, for widths around the C code's sixteen running sums, with
+// and without the ReLU, and that short weights panic instead of being read
+// beyond their end.
+func TestMatvec(t *testing.T) {
+	for _, cols := range []int{0, 1, 15, 16, 17, 33, 626} {
+		for _, relu := range []bool{false, true} {
+			const rows = 5
+			w, b, x := make([]float32, rows*cols), make([]float32, rows), make([]float32, cols)
+			for i := range w {
+				w[i] = float32(i%7) - 3.25
+			}
+			for i := range x {
+				x[i] = float32(i%4)*0.5 - 0.5
+			}
+			for j := range b {
+				b[j] = float32(j) - 2
+			}
+			dst := make([]float32, rows+1)
+			dst[rows] = 42 // beyond the rows: must stay
+			matvec(dst[:rows], w, b, x, relu)
+			for j := 0; j < rows; j++ {
+				want := float64(b[j])
+				for i := 0; i < cols; i++ {
+					want += float64(w[j*cols+i]) * float64(x[i])
+				}
+				if relu {
+					want = max(want, 0)
+				}
+				if math.Abs(float64(dst[j])-want) > 1e-3 {
+					t.Errorf("cols %d relu %v row %d: %v, want %v", cols, relu, j, dst[j], want)
+				}
+			}
+			if dst[rows] != 42 {
+				t.Errorf("cols %d: wrote beyond the rows", cols)
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("weights shorter than rows×cols: no panic")
+		}
+	}()
+	matvec(make([]float32, 3), make([]float32, 3*8-1), make([]float32, 3), make([]float32, 8), false)
+}
