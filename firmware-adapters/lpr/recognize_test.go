@@ -436,3 +436,31 @@ func TestRecognizeStickerBeyondEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestRecognizeOddLengthUnsure: a reading shorter or longer than plates are
+// (characters lost or added) is unsure however sure the classifier is of each
+// character; a whole plate of the same characters is not.
+func TestRecognizeOddLengthUnsure(t *testing.T) {
+	font := testFont(t)
+	rec := usRecognizer(t)
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, tc := range []struct {
+		text   string
+		unsure bool
+	}{
+		{"KRX4926", false},
+		{"7PLM", true},
+		{"HW3K", true},
+		{"KRX492638", true},
+	} {
+		plates := readEdited(t, rec, synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rng, func(*synth.Rendered) {})
+		if len(plates) == 0 || plates[0].Text != tc.text {
+			t.Errorf("Recognize(%s) = %s; want it read", tc.text, readsOf(plates))
+			continue
+		}
+		// Below any threshold a lane would use; the whole plate above.
+		if c := plates[0].Confidence; tc.unsure && c > 0.5 || !tc.unsure && c < 0.8 {
+			t.Errorf("Recognize(%s): confidence %.2f; want unsure %v (at most 0.5)", tc.text, c, tc.unsure)
+		}
+	}
+}
