@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"slices"
 	"sort"
 
 	"gocv.io/x/gocv"
@@ -901,24 +902,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		r.net.forward(x, h, q, p)
 		return p
 	}
-	var probs [][]float32
-	var kept []image.Rectangle
-	keepLog := 0.0
-	// rejs are the kept characters' Reject shares, beside kept.
-	var rejs []float64
-	add := func(p []float32, box image.Rectangle, front bool) {
-		cp, rej, logp := charShares(p)
-		keepLog += logp
-		if front {
-			probs = append([][]float32{cp}, probs...)
-			kept = append([]image.Rectangle{box}, kept...)
-			rejs = append([]float64{rej}, rejs...)
-		} else {
-			probs = append(probs, cp)
-			kept = append(kept, box)
-			rejs = append(rejs, rej)
-		}
-	}
+	var rd reading
 	// charSure is how sure the classifier is that p is its likeliest
 	// character; sureness is how sure it is of what p says, that
 	// character or "not a character".
@@ -943,35 +927,35 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 				reads, boxes = [][]float32{a, b}, ln.chars[i].halves
 			}
 		}
-		before := len(kept)
+		before := len(rd.boxes)
 		for k, p := range reads {
 			rej := float64(p[Reject])
-			end := i == 0 && k == 0 || i == len(xs)-1 && k == len(reads)-1 || len(kept) == 0
+			end := i == 0 && k == 0 || i == len(xs)-1 && k == len(reads)-1 || len(rd.boxes) == 0
 			if rej > rejectInner || end && rej > rejectEnd {
 				continue
 			}
-			add(p, boxes[k], false)
+			rd.insert(len(rd.boxes), p, boxes[k])
 		}
 		// A component counts as dropped when nothing of it was kept: the
 		// hyphen half of a split one was never a character.
-		if len(kept) == before {
+		if len(rd.boxes) == before {
 			dropped++
 		}
-		pos[i] = len(kept)
+		pos[i] = len(rd.boxes)
 	}
-	if len(kept) < 4 {
+	if len(rd.boxes) < 4 {
 		return Plate{}, false
 	}
 	base := Plate{Angle: -ln.angle * 180 / math.Pi}
-	finish := func(probs [][]float32, kept []image.Rectangle, rejs []float64, keepLog float64) Plate {
+	finish := func(rd reading) Plate {
 		p := base
-		p.Text, p.Format, p.Confidence = decode(probs, r.country)
-		p.Confidence *= math.Exp(keepLog / float64(len(kept)))
+		p.Text, p.Format, p.Confidence = decode(rd.probs, r.country)
+		p.Confidence *= math.Exp(rd.logp / float64(len(rd.boxes)))
 		if dropped > 0 {
 			p.Confidence *= math.Pow(0.97, float64(dropped))
 		}
 		var u image.Rectangle
-		for _, c := range kept {
+		for _, c := range rd.boxes {
 			u = u.Union(c)
 		}
 		out := plateBox(u, ln.h, r.country)
@@ -979,14 +963,14 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		p.Box, p.cut = out.Intersect(bounds), !out.In(bounds.Inset(1))
 		// A character added beyond an end may stand partly outside the
 		// image; the boxes handed out are clipped to it.
-		p.Chars = make([]image.Rectangle, len(kept))
-		for i, c := range kept {
+		p.Chars = make([]image.Rectangle, len(rd.boxes))
+		for i, c := range rd.boxes {
 			p.Chars[i] = c.Intersect(bounds)
 		}
-		p.rejects = append([]float64(nil), rejs...)
+		p.rejects = append([]float64(nil), rd.rejs...)
 		return p
 	}
-	best := finish(probs, kept, rejs, keepLog)
+	best := finish(rd)
 	// classifyAll classifies a window's alternatives.
 	classifyAll := func(alts [][]float32) [][]float32 {
 		ps := make([][]float32, len(alts))
@@ -1016,12 +1000,11 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 	// character. A reading that takes one of two lost characters would
 	// rank above the whole plate read elsewhere.
 	base0 := best
+	// insert is a sure window's reading p to go in at k.
 	type insert struct {
-		k    int // where in kept
-		p    []float32
-		box  image.Rectangle
-		rej  float64 // its Reject share
-		logp float64 // log of its share that is a character
+		k   int
+		p   []float32
+		box image.Rectangle
 	}
 	// blank reports whether the classifier is sure no alternative of
 	// a window (its readings ps) is a character (true for a window with no
@@ -1034,34 +1017,28 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		}
 		return true
 	}
-	// Each window is classified once; a sure reading's character shares
-	// are rescaled in place below, its Reject share stays.
+	// Each window is classified once.
 	gapReads := make([][][]float32, len(gl.gaps))
 	ins := make([]*insert, len(gl.gaps))
 	for i, gw := range gl.gaps {
 		gapReads[i] = classifyAll(gw.alts)
 		p := sure(gapReads[i])
 		k := pos[gw.after]
-		if p == nil || k == 0 || k >= len(kept) {
+		if p == nil || k == 0 || k >= len(rd.boxes) {
 			continue
 		}
-		cp, rej, logp := charShares(p)
-		ins[i] = &insert{k, cp, gw.box, rej, logp}
+		ins[i] = &insert{k, p, gw.box}
 	}
 	bestScore := best.score(r.country)
 	try := func(set ...*insert) {
-		pr, kb, rj, lg := append([][]float32(nil), probs...), append([]image.Rectangle(nil), kept...), append([]float64(nil), rejs...), keepLog
+		c := rd.clone()
 		// From the right, so that each k still points where it did.
 		for j := len(set) - 1; j >= 0; j-- {
-			in := set[j]
-			pr = append(pr[:in.k], append([][]float32{in.p}, pr[in.k:]...)...)
-			kb = append(kb[:in.k], append([]image.Rectangle{in.box}, kb[in.k:]...)...)
-			rj = append(rj[:in.k], append([]float64{in.rej}, rj[in.k:]...)...)
-			lg += in.logp
+			c.insert(set[j].k, set[j].p, set[j].box)
 		}
 		// Each addition costs endCost, the best reading's own included.
-		if c := finish(pr, kb, rj, lg); c.score(r.country)-float64(len(set))*endCost > bestScore {
-			best, bestScore = c, c.score(r.country)-float64(len(set))*endCost
+		if p := finish(c); p.score(r.country)-float64(len(set))*endCost > bestScore {
+			best, bestScore = p, p.score(r.country)-float64(len(set))*endCost
 		}
 	}
 	for i, gw := range gl.gaps {
@@ -1100,33 +1077,58 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			endP[side] = append(endP[side], p)
 		}
 	}
-	baseProbs, baseKept, baseRejs, baseLog := probs, kept, rejs, keepLog
 	for nl := 0; nl <= len(endP[0]); nl++ {
 		for nr := 0; nr <= len(endP[1]); nr++ {
 			if nl+nr == 0 {
 				continue
 			}
-			probs, kept, rejs, keepLog = append([][]float32(nil), baseProbs...), append([]image.Rectangle(nil), baseKept...), append([]float64(nil), baseRejs...), baseLog
+			c := rd.clone()
 			for k := 0; k < nl; k++ {
-				add(append([]float32(nil), endP[0][k]...), kept[0].Add(image.Pt(-int(gl.pitch), 0)), true)
+				c.insert(0, endP[0][k], c.boxes[0].Add(image.Pt(-int(gl.pitch), 0)))
 			}
 			for k := 0; k < nr; k++ {
-				add(append([]float32(nil), endP[1][k]...), kept[len(kept)-1].Add(image.Pt(int(gl.pitch), 0)), false)
+				c.insert(len(c.boxes), endP[1][k], c.boxes[len(c.boxes)-1].Add(image.Pt(int(gl.pitch), 0)))
 			}
-			if c := finish(probs, kept, rejs, keepLog); c.score(r.country)-float64(nl+nr)*endCost > best.score(r.country) {
-				best = c
+			if p := finish(c); p.score(r.country)-float64(nl+nr)*endCost > best.score(r.country) {
+				best = p
 			}
 		}
 	}
 	return best, true
 }
 
+// reading is a line's characters as readLine keeps them: per character its
+// character shares (probs, for decode), its box and its Reject share, and the
+// sum of the logs of the shares that they are characters, which lowers the
+// confidence.
+type reading struct {
+	probs [][]float32
+	boxes []image.Rectangle
+	rejs  []float64
+	logp  float64
+}
+
+// insert puts the classifier's reading p of box in at k. p is not changed:
+// its character shares are copied.
+func (rd *reading) insert(k int, p []float32, box image.Rectangle) {
+	cp, rej, logp := charShares(p)
+	rd.probs = slices.Insert(rd.probs, k, cp)
+	rd.boxes = slices.Insert(rd.boxes, k, box)
+	rd.rejs = slices.Insert(rd.rejs, k, rej)
+	rd.logp += logp
+}
+
+// clone returns a copy of rd that insert may change without changing rd.
+func (rd reading) clone() reading {
+	return reading{slices.Clone(rd.probs), slices.Clone(rd.boxes), slices.Clone(rd.rejs), rd.logp}
+}
+
 // charShares splits a classifier reading p: the character classes, rescaled
-// in place to sum to one (decoding looks at them alone), the Reject share,
+// to sum to one in a copy (decoding looks at them alone), the Reject share,
 // and the log of the share that is a character, which lowers the confidence.
 func charShares(p []float32) (chars []float32, rej, logp float64) {
 	rej = float64(p[Reject])
-	chars = p[:Reject]
+	chars = slices.Clone(p[:Reject])
 	for k := range chars {
 		chars[k] /= float32(1 - rej)
 	}
