@@ -464,3 +464,25 @@ func TestRecognizeOddLengthUnsure(t *testing.T) {
 		}
 	}
 }
+
+// TestRankCaptionLast: the date and time a camera prints into the top of its
+// pictures is read as text, but text with no room for a plate's rim inside
+// the picture is no plate the lane can use: a plate read whole ranks first,
+// also one the reader is far from sure of. (Boxes and characters as read in
+// one of the benchmark's photographs.)
+func TestRankCaptionLast(t *testing.T) {
+	rec := usRecognizer(t)
+	chars := func(x, y, h, n int) []image.Rectangle {
+		var cs []image.Rectangle
+		for i := range n {
+			cs = append(cs, image.Rect(x+i*8, y, x+i*8+6, y+h))
+		}
+		return cs
+	}
+	caption := Plate{Text: "20140513", Confidence: 0.95, Box: image.Rect(53, 0, 123, 21), Chars: chars(56, 4, 11, 8), cut: true}
+	plate := Plate{Text: "HK057", Confidence: 0.46, Box: image.Rect(326, 123, 379, 166), Chars: chars(332, 136, 16, 5)}
+	score := rec.rank([]Plate{caption, plate})
+	if score[1] <= score[0] {
+		t.Errorf("rank: caption %s %.2f, plate %s %.2f; want the plate first", caption.Text, score[0], plate.Text, score[1])
+	}
+}
