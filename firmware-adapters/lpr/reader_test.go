@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse-parking/gatehouse/edge"
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/lpr/synth"
+	"gocv.io/x/gocv"
 )
 
 // sink collects device events; a real small implementation of edge.Sink.
@@ -204,5 +205,56 @@ func TestNewRefusesBadConfig(t *testing.T) {
 				t.Errorf("New(%s) = %v; want an error about %s", tc.name, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestStreamSource reads a video the test writes (MJPEG in AVI: OpenCV opens a
+// file as it opens an rtsp:// stream) and checks that each frame asked for is
+// one of the video's, whole, and that only the frames asked for are encoded
+// (the stream is read continuously, 25 frames a second on a real camera).
+func TestStreamSource(t *testing.T) {
+	font := testFont(t)
+	rng := rand.New(rand.NewPCG(6, 6))
+	r, err := synth.Render(synth.Plate{Text: "KRX4926", Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Image.Close()
+	path := filepath.Join(t.TempDir(), "lane.avi")
+	w, err := gocv.VideoWriterFile(path, "MJPG", 25, 640, 480, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if err := w.Write(r.Image); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+
+	s := &streamSource{url: path}
+	defer s.close()
+	rec := usRecognizer(t)
+	for i := range 3 {
+		b, err := s.frame(context.Background())
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		plates, err := rec.RecognizeJPEG(b)
+		if err != nil || len(plates) == 0 || plates[0].Text != "KRX4926" {
+			t.Fatalf("frame %d: read %s, %v; want KRX4926", i, readsOf(plates), err)
+		}
+	}
+	// The video is read to its end and reopened, a hundred frames and
+	// more; three were asked for.
+	time.Sleep(1500 * time.Millisecond)
+	if n := s.encodes.Load(); n != 3 {
+		t.Errorf("%d frames encoded; want the 3 asked for", n)
+	}
+
+	bad := &streamSource{url: filepath.Join(t.TempDir(), "none.avi"), wait: 300 * time.Millisecond}
+	defer bad.close()
+	if _, err := bad.frame(context.Background()); err == nil {
+		t.Error("frame of a stream that does not open: no error")
 	}
 }

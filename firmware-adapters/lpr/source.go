@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -126,54 +127,82 @@ func (s *snapshotSource) frame(ctx context.Context) ([]byte, error) {
 
 func (s *snapshotSource) close() {}
 
-// streamSource reads a video stream on a goroutine of its own and keeps the
-// latest frame, JPEG-encoded.
+// streamSource reads a video stream on a goroutine of its own, continuously,
+// so that a frame asked for is the latest one, not one from the stream's
+// buffer. Only the frames asked for are encoded: a camera sends 25 or more a
+// second, and encoding them all to JPEG would keep a Raspberry Pi's core busy
+// while no vehicle is in the lane.
 type streamSource struct {
 	url string
 
 	mu      sync.Mutex
 	started bool
-	latest  []byte
-	at      time.Time
-	err     error
-	stop    chan struct{}
-	done    chan struct{}
+	err     error // why the stream is not delivering, nil while it is
+	// asks carries each frame request to run, which answers with the
+	// next frame it reads.
+	asks chan chan<- encoded
+	stop chan struct{}
+	done chan struct{}
+	// encodes counts the frames encoded (tests).
+	encodes atomic.Int64
+	// wait is how long a request waits for a frame; 0 means frameWait.
+	wait time.Duration
 }
 
-// staleFrame is how old the latest frame of a stream may be to count.
-const staleFrame = 2 * time.Second
+// encoded is a frame encoded for a request, or why it could not be.
+type encoded struct {
+	b   []byte
+	err error
+}
+
+// frameWait is how long a frame request waits for the stream.
+const frameWait = 5 * time.Second
 
 func (s *streamSource) frame(ctx context.Context) ([]byte, error) {
 	s.mu.Lock()
 	if !s.started {
 		s.started = true
+		s.asks = make(chan chan<- encoded)
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.run()
 	}
 	s.mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		b, at, err := s.latest, s.at, s.err
-		s.mu.Unlock()
-		if b != nil && time.Since(at) < staleFrame {
-			return b, nil
-		}
-		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New("no frame from the stream")
-			}
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	wait := s.wait
+	if wait <= 0 {
+		wait = frameWait
+	}
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	reply := make(chan encoded, 1) // run never waits for the answer to be taken
+	select {
+	case s.asks <- reply:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timeout.C:
+		return nil, s.failure()
+	}
+	select {
+	case e := <-reply:
+		return e.b, e.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timeout.C:
+		return nil, s.failure()
 	}
 }
 
+// failure is why no frame came from the stream in time.
+func (s *streamSource) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	return errors.New("no frame from the stream")
+}
+
 // run opens the stream and reads it until close, reopening after a failure.
+// A request waiting when a frame has been read is answered with that frame.
 func (s *streamSource) run() {
 	defer close(s.done)
 	for {
@@ -196,7 +225,6 @@ func (s *streamSource) run() {
 			continue
 		}
 		m := gocv.NewMat()
-		n := 0
 		for {
 			select {
 			case <-s.stop:
@@ -209,16 +237,8 @@ func (s *streamSource) run() {
 				s.fail(errors.New("stream ended"))
 				break
 			}
-			n++
-			if n%2 != 0 && checkMat(m) == nil { // every other frame is plenty
-				if buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, m, []int{gocv.IMWriteJpegQuality, 92}); err == nil {
-					b := append([]byte(nil), buf.GetBytes()...)
-					buf.Close()
-					s.mu.Lock()
-					s.latest, s.at, s.err = b, time.Now(), nil
-					s.mu.Unlock()
-				}
-			}
+			s.fail(nil)
+			s.answer(m)
 		}
 		m.Close()
 		vc.Close()
@@ -228,6 +248,32 @@ func (s *streamSource) run() {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// answer hands m, just read, to every request waiting.
+func (s *streamSource) answer(m gocv.Mat) {
+	for {
+		select {
+		case reply := <-s.asks:
+			reply <- s.encode(m)
+		default:
+			return
+		}
+	}
+}
+
+// encode encodes a frame read from the stream as JPEG.
+func (s *streamSource) encode(m gocv.Mat) encoded {
+	if err := checkMat(m); err != nil {
+		return encoded{err: err}
+	}
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, m, []int{gocv.IMWriteJpegQuality, 92})
+	if err != nil {
+		return encoded{err: err}
+	}
+	defer buf.Close()
+	s.encodes.Add(1)
+	return encoded{b: append([]byte(nil), buf.GetBytes()...)}
 }
 
 func (s *streamSource) fail(err error) {
