@@ -26,11 +26,7 @@ func (s eventSink) Deliver(ev edge.DeviceEvent) { s <- ev }
 // coming through the tap like a loop driver's events, makes the camera read
 // the plate and deliver it as the lane's plate read.
 func TestBuildDevicesLPR(t *testing.T) {
-	paths := synth.Fonts("DejaVuSans-Bold.ttf")
-	if len(paths) == 0 {
-		t.Fatal("DejaVuSans-Bold.ttf not found: apt-get install fonts-dejavu-core (make deps)")
-	}
-	font, err := synth.LoadFont(paths[0])
+	font, err := synth.TestFont()
 	if err != nil {
 		t.Fatal(err)
 	}

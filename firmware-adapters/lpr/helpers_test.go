@@ -18,11 +18,7 @@ import (
 // installs): the tests render their own plates and need no photographs.
 func testFont(tb testing.TB) *opentype.Font {
 	tb.Helper()
-	paths := synth.Fonts("DejaVuSans-Bold.ttf")
-	if len(paths) == 0 {
-		tb.Fatal("DejaVuSans-Bold.ttf not found: apt-get install fonts-dejavu-core (make deps)")
-	}
-	f, err := synth.LoadFont(paths[0])
+	f, err := synth.TestFont()
 	if err != nil {
 		tb.Fatal(err)
 	}

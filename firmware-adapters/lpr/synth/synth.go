@@ -72,6 +72,19 @@ func LoadFont(path string) (*opentype.Font, error) {
 	return opentype.Parse(b)
 }
 
+// TestFontName is the font tests render their plates with: DejaVu Sans Bold,
+// of Debian's fonts-dejavu-core, which .ci/install-deps installs.
+const TestFontName = "DejaVuSans-Bold.ttf"
+
+// TestFont loads TestFontName, or says which package to install.
+func TestFont() (*opentype.Font, error) {
+	paths := Fonts(TestFontName)
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%s not found: apt-get install fonts-dejavu-core (make deps)", TestFontName)
+	}
+	return LoadFont(paths[0])
+}
+
 // Plate describes one rendering.
 type Plate struct {
 	Text  string // characters to draw; spaces leave a gap
