@@ -23,8 +23,9 @@ func (s eventSink) Deliver(ev edge.DeviceEvent) { s <- ev }
 
 // TestBuildDevicesLPR builds the devices of a lane with an lpr camera (frames
 // from a folder) the way the edge does and checks that the lane's arming loop,
-// coming through the tap like a loop driver's events, makes the camera read
-// the plate and deliver it as the lane's plate read.
+// delivered to the sink buildDevices gives the drivers (the in-memory
+// barrier's here, as a loop driver's would be), makes the camera read the
+// plate and deliver it as the lane's plate read.
 func TestBuildDevicesLPR(t *testing.T) {
 	font, err := synth.TestFont()
 	if err != nil {
@@ -42,7 +43,8 @@ func TestBuildDevicesLPR(t *testing.T) {
 	}
 	f := &edge.Facility{ID: "f",
 		Devices: []edge.Device{{ID: "e1-cam", Kind: edge.KindCamera, Protocol: "lpr", Address: frames,
-			Options: map[string]string{"country": "eu", "frames": "2", "interval": "10ms", "probe": "0"}}},
+			Options: map[string]string{"country": "eu", "frames": "2", "interval": "10ms", "probe": "0"}},
+			{ID: "e1-bar", Kind: edge.KindBarrier, Protocol: "inmem"}},
 		Lanes: []edge.Lane{{ID: "e1", ArmingLoop: "e1-loop", Cameras: []string{"e1-cam"}}},
 	}
 	sink := make(eventSink, 16)
@@ -55,9 +57,11 @@ func TestBuildDevicesLPR(t *testing.T) {
 	go func() { d.run(ctx); close(done) }()
 	defer func() { cancel(); <-done; d.close() }()
 
-	// What a loop driver built by buildDevices is given as its sink.
-	tap := loopTap{next: sink, reader: d.plates}
-	tap.Deliver(edge.DeviceEvent{Device: "e1-loop", Kind: edge.LoopChanged, Occupied: true})
+	bar := d.inmem["e1-bar"]
+	if bar == nil {
+		t.Fatal("no in-memory barrier e1-bar")
+	}
+	bar.Sink.Deliver(edge.DeviceEvent{Device: "e1-loop", Kind: edge.LoopChanged, Occupied: true})
 	timeout := time.After(20 * time.Second)
 	for {
 		select {

@@ -144,10 +144,21 @@ func TestMatvec(t *testing.T) {
 			}
 		}
 	}
-	defer func() {
-		if recover() == nil {
-			t.Error("weights shorter than rows×cols: no panic")
-		}
-	}()
-	matvec(make([]float32, 3), make([]float32, 3*8-1), make([]float32, 3), make([]float32, 8), false)
+	for name, short := range map[string]func(){
+		"weights shorter than rows×cols": func() {
+			matvec(make([]float32, 3), make([]float32, 3*8-1), make([]float32, 3), make([]float32, 8), false)
+		},
+		"biases shorter than rows": func() {
+			matvec(make([]float32, 3), make([]float32, 3*8), make([]float32, 2), make([]float32, 8), false)
+		},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			short()
+		}()
+	}
 }

@@ -430,13 +430,16 @@ func (p Plate) score(country Country) float64 {
 	return s
 }
 
-// Plates have minPlateLen to maxPlateLen characters. A reading of another
-// length is most likely a plate with characters lost (joined to the frame or
-// to a dealer's text, too faint) or with others added (a sticker's digits,
-// a bolt), and the classifier may be sure of each character it has: its
-// confidence is multiplied by oddLengthDoubt, which leaves it below any
-// threshold a lane would use. (On the benchmark's photographs, every reading
-// of four characters was wrong, 3 of 13 with a confidence above 0.9.)
+// Standard plates have minPlateLen to maxPlateLen characters. A reading of
+// another length is most likely a plate with characters lost (joined to the
+// frame or to a dealer's text, too faint) or with others added (a sticker's
+// digits, a bolt), and the classifier may be sure of each character it has:
+// its confidence is multiplied by oddLengthDoubt, which leaves it at most 0.5,
+// below the lanes' default plate_confidence (0.6). Real plates of four
+// characters (Germany's shortest, US vanity plates) are then unsure too: a
+// lane reads them with another credential. (On the benchmark's photographs,
+// every reading of four characters was wrong, 3 of 13 with a confidence above
+// 0.9.)
 const (
 	minPlateLen    = 5
 	maxPlateLen    = 8

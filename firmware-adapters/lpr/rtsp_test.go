@@ -5,6 +5,7 @@ package lpr
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,9 +33,12 @@ import (
 type rtspCamera struct {
 	ln net.Listener
 
+	frames []rtpJPEG // the frames served, in turn
+	// sent is how many frames the latest stream has begun to send.
+	sent atomic.Int64
+
 	mu    sync.Mutex
-	frame rtpJPEG // the frame served
-	plays int     // PLAY requests answered
+	plays int // PLAY requests answered
 	conns []net.Conn
 	wg    sync.WaitGroup
 }
@@ -85,22 +90,30 @@ func splitJPEG(b []byte) (rtpJPEG, error) {
 	return f, errors.New("no scan")
 }
 
-// newRTSPCamera serves img (its size in blocks of 8) at rtsp://ADDR/lane.
-func newRTSPCamera(tb testing.TB, img image.Image) *rtspCamera {
+// newRTSPCamera serves imgs in turn (their sizes in blocks of 8) at
+// rtsp://ADDR/lane.
+func newRTSPCamera(tb testing.TB, imgs ...image.Image) *rtspCamera {
 	tb.Helper()
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		tb.Fatal(err)
-	}
-	f, err := splitJPEG(buf.Bytes())
-	if err != nil {
-		tb.Fatal(err)
+	var frames []rtpJPEG
+	for _, img := range imgs {
+		var buf bytes.Buffer
+		if _, ok := img.(*image.Gray); ok {
+			tb.Fatal("newRTSPCamera: a grey JPEG has one component; RFC 2435 carries three")
+		}
+		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+			tb.Fatal(err)
+		}
+		f, err := splitJPEG(buf.Bytes())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		frames = append(frames, f)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &rtspCamera{ln: ln, frame: f}
+	c := &rtspCamera{ln: ln, frames: frames}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -209,9 +222,12 @@ func (c *rtspCamera) serve(conn net.Conn) {
 			err = reply(cseq, "200 OK", "Session: 4711", "Range: npt=0.000-")
 			c.mu.Lock()
 			c.plays++
-			f := c.frame
 			c.mu.Unlock()
-			go c.stream(conn, &wmu, f, stop)
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.stream(conn, &wmu, stop)
+			}()
 		case "GET_PARAMETER", "TEARDOWN":
 			err = reply(cseq, "200 OK", "Session: 4711")
 		default:
@@ -223,19 +239,22 @@ func (c *rtspCamera) serve(conn net.Conn) {
 	}
 }
 
-// stream sends f as RTP over the connection 25 times a second until stop.
-func (c *rtspCamera) stream(conn net.Conn, wmu *sync.Mutex, f rtpJPEG, stop <-chan struct{}) {
+// stream sends the frames in turn as RTP over the connection, 25 a second,
+// until stop.
+func (c *rtspCamera) stream(conn net.Conn, wmu *sync.Mutex, stop <-chan struct{}) {
 	const mtu = 1400
 	tick := time.NewTicker(40 * time.Millisecond)
 	defer tick.Stop()
 	var seq uint16
 	var ts uint32
-	for {
+	for k := 0; ; k++ {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
 		}
+		f := c.frames[k%len(c.frames)]
+		c.sent.Store(int64(k + 1)) // counted as it starts: the client may decode it before the last write returns
 		for off := 0; off < len(f.scan); {
 			// RFC 2435 main header: type-specific, fragment offset,
 			// type 1 (4:2:0), Q 255 (tables in the first packet),
@@ -289,27 +308,17 @@ func TestReaderRTSP(t *testing.T) {
 		t.Fatalf("PlateRead = %+v; want RT58KLM, sure", ev)
 	}
 	// The camera restarts: its connections drop. The reader opens the
-	// stream again and reads the next vehicle.
+	// stream again (a second after it ended) and reads the next vehicle:
+	// a frame request waits for the stream up to frameWait.
 	cam.mu.Lock()
 	for _, conn := range cam.conns {
 		conn.Close()
 	}
 	cam.mu.Unlock()
-	time.Sleep(200 * time.Millisecond)
 	r.LoopChanged("e1-loop", false)
 	r.LoopChanged("e1-loop", true)
-	for try := 1; ; try++ {
-		ev = s.next(t, edge.PlateRead)
-		if ev.Read.Text == "RT58KLM" && ev.Detail == "" {
-			break
-		}
-		if try == 5 {
-			t.Fatalf("after the restart: PlateRead = %+v, four times before; want RT58KLM", ev)
-		}
-		// A reading may fail while the stream is reopened; the
-		// next vehicle is read.
-		r.LoopChanged("e1-loop", false)
-		r.LoopChanged("e1-loop", true)
+	if ev = s.next(t, edge.PlateRead); ev.Read.Text != "RT58KLM" || ev.Detail != "" {
+		t.Fatalf("after the restart: PlateRead = %+v; want RT58KLM, sure", ev)
 	}
 	cam.mu.Lock()
 	plays := cam.plays
@@ -327,4 +336,64 @@ func decodeJPEGFile(path string) (image.Image, error) {
 	}
 	defer f.Close()
 	return jpeg.Decode(f)
+}
+
+// TestStreamSourceLatest asks an RTSP camera's stream for frames while it runs
+// and checks that each is one the camera sent just then, not one from a
+// buffer: the frames carry their number as the grey of a corner square.
+func TestStreamSourceLatest(t *testing.T) {
+	const n = 50 // two seconds of frames before they repeat
+	var imgs []image.Image
+	for i := range n {
+		// In colour: RFC 2435 carries 4:2:0 YCbCr, not grey.
+		img := image.NewRGBA(image.Rect(0, 0, 320, 240))
+		for p := range img.Pix {
+			img.Pix[p] = 200
+		}
+		for y := 0; y < 32; y++ {
+			for x := 0; x < 32; x++ {
+				v := byte(2 + 5*i)
+				copy(img.Pix[y*img.Stride+4*x:], []byte{v, v, v, 255})
+			}
+		}
+		imgs = append(imgs, img)
+	}
+	cam := newRTSPCamera(t, imgs...)
+	s := &streamSource{url: cam.url()}
+	defer s.close()
+	// number reads a frame's number from its corner.
+	number := func(b []byte) int {
+		img, err := jpeg.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, _, _ := img.At(16, 16).RGBA()
+		return (int(r>>8) - 2 + 2) / 5
+	}
+	if _, err := s.frame(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		time.Sleep(300 * time.Millisecond) // the stream runs on, read and not kept
+		before := int(cam.sent.Load())
+		b, err := s.frame(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := int(cam.sent.Load())
+		// The frame was sent at most a few frames before the request
+		// (the decoder's latency), and not after the answer.
+		got := number(b)
+		ok := false
+		for k := before - 3; k <= after; k++ {
+			ok = ok || got == ((k-1)%n+n)%n
+		}
+		if !ok {
+			t.Errorf("frame number %d; the camera was sending frames %d to %d (mod %d)", got, before-1, after-1, n)
+		}
+	}
+	s.close()
+	if _, err := s.frame(context.Background()); !errors.Is(err, errStreamClosed) {
+		t.Errorf("frame after close: %v; want errStreamClosed", err)
+	}
 }

@@ -137,6 +137,7 @@ type streamSource struct {
 
 	mu      sync.Mutex
 	started bool
+	closed  bool
 	err     error // why the stream is not delivering, nil while it is
 	// asks carries each frame request to run, which answers with the
 	// next frame it reads.
@@ -160,12 +161,17 @@ const frameWait = 5 * time.Second
 
 func (s *streamSource) frame(ctx context.Context) ([]byte, error) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errStreamClosed
+	}
 	if !s.started {
 		s.started = true
 		s.asks = make(chan chan<- encoded)
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.run()
 	}
+	done := s.done
 	s.mu.Unlock()
 	wait := s.wait
 	if wait <= 0 {
@@ -180,6 +186,8 @@ func (s *streamSource) frame(ctx context.Context) ([]byte, error) {
 		return nil, ctx.Err()
 	case <-timeout.C:
 		return nil, s.failure()
+	case <-done:
+		return nil, errStreamClosed
 	}
 	select {
 	case e := <-reply:
@@ -190,6 +198,9 @@ func (s *streamSource) frame(ctx context.Context) ([]byte, error) {
 		return nil, s.failure()
 	}
 }
+
+// errStreamClosed is a frame asked of a stream source after close.
+var errStreamClosed = errors.New("stream closed")
 
 // failure is why no frame came from the stream in time.
 func (s *streamSource) failure() error {
@@ -284,9 +295,10 @@ func (s *streamSource) fail(err error) {
 
 func (s *streamSource) close() {
 	s.mu.Lock()
-	started := s.started
+	started, closed := s.started, s.closed
+	s.closed = true
 	s.mu.Unlock()
-	if started {
+	if started && !closed {
 		close(s.stop)
 		<-s.done
 	}
