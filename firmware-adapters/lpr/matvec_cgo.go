@@ -51,16 +51,8 @@ import "C"
 // times x, clipped at 0 when relu is set: one layer of a network.
 func matvec(dst, w, b, x []float32, relu bool) {
 	rows, cols := len(dst), len(x)
-	if rows == 0 {
-		return
-	}
-	if cols == 0 {
-		copy(dst, b[:rows])
-		if relu {
-			for j := range dst {
-				dst[j] = max(dst[j], 0)
-			}
-		}
+	if rows == 0 || cols == 0 { // no row or column to point C at
+		matvecWith(dot, dst, w, b, x, relu)
 		return
 	}
 	// The C code trusts the lengths: check them here, where a short slice

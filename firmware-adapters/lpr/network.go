@@ -225,13 +225,21 @@ func (n *network) forward(x, h, p []float32) {
 // matvec rounds differently in the last bits, and make lpr-model must write
 // that model again bit for bit.
 func (n *network) forwardWith(dp func(s float32, a, b []float32) float32, x, h, p []float32) {
-	for j := 0; j < n.hid; j++ {
-		h[j] = max(dp(n.b1[j], n.w1[j*n.in:(j+1)*n.in], x), 0)
-	}
-	for k := 0; k < n.out; k++ {
-		p[k] = dp(n.b2[k], n.w2[k*n.hid:(k+1)*n.hid], h)
-	}
+	matvecWith(dp, h[:n.hid], n.w1, n.b1, x[:n.in], true)
+	matvecWith(dp, p[:n.out], n.w2, n.b2, h[:n.hid], false)
 	softmax(p[:n.out])
+}
+
+// matvecWith is matvec in Go with the dot product dp (s plus a·b).
+func matvecWith(dp func(s float32, a, b []float32) float32, dst, w, b, x []float32, relu bool) {
+	n := len(x)
+	for j := range dst {
+		s := dp(b[j], w[j*n:(j+1)*n], x)
+		if relu {
+			s = max(s, 0)
+		}
+		dst[j] = s
+	}
 }
 
 // softmax turns the scores p into probabilities in place.
