@@ -156,16 +156,12 @@ func (c *rtspCamera) serve(conn net.Conn) {
 	defer conn.Close()
 	r := bufio.NewReader(conn)
 	var wmu sync.Mutex // the frames and the replies share the connection
-	reply := func(cseq, status string, hdr ...string) error {
+	// reply answers a request with status, the header lines hdr and body.
+	reply := func(cseq, status, body string, hdr ...string) error {
 		wmu.Lock()
 		defer wmu.Unlock()
 		s := "RTSP/1.0 " + status + "\r\nCSeq: " + cseq + "\r\n"
-		body := ""
 		for _, h := range hdr {
-			if b, ok := strings.CutPrefix(h, "\n"); ok {
-				body = b
-				continue
-			}
 			s += h + "\r\n"
 		}
 		if body != "" {
@@ -203,23 +199,26 @@ func (c *rtspCamera) serve(conn net.Conn) {
 		if n, _ := strconv.Atoi(hdr.Get("Content-Length")); n > 0 {
 			r.Discard(n)
 		}
-		method, cseq := strings.Fields(line)[0], hdr.Get("Cseq")
-		base := c.url()
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue // a blank line between requests
+		}
+		method, cseq := fields[0], hdr.Get("Cseq")
 		switch method {
 		case "OPTIONS":
-			err = reply(cseq, "200 OK", "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER")
+			err = reply(cseq, "200 OK", "", "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER")
 		case "DESCRIBE":
 			sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=lane\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n" +
 				"m=video 0 RTP/AVP 26\r\na=control:track1\r\n"
-			err = reply(cseq, "200 OK", "Content-Base: "+base+"/", "Content-Type: application/sdp", "\n"+sdp)
+			err = reply(cseq, "200 OK", sdp, "Content-Base: "+c.url()+"/", "Content-Type: application/sdp")
 		case "SETUP":
 			if !strings.Contains(hdr.Get("Transport"), "TCP") {
-				err = reply(cseq, "461 Unsupported Transport")
+				err = reply(cseq, "461 Unsupported Transport", "")
 				break
 			}
-			err = reply(cseq, "200 OK", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1", "Session: 4711")
+			err = reply(cseq, "200 OK", "", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1", "Session: 4711")
 		case "PLAY":
-			err = reply(cseq, "200 OK", "Session: 4711", "Range: npt=0.000-")
+			err = reply(cseq, "200 OK", "", "Session: 4711", "Range: npt=0.000-")
 			c.mu.Lock()
 			c.plays++
 			c.mu.Unlock()
@@ -229,9 +228,11 @@ func (c *rtspCamera) serve(conn net.Conn) {
 				c.stream(conn, &wmu, stop)
 			}()
 		case "GET_PARAMETER", "TEARDOWN":
-			err = reply(cseq, "200 OK", "Session: 4711")
+			err = reply(cseq, "200 OK", "", "Session: 4711")
 		default:
-			err = reply(cseq, "501 Not Implemented")
+			// RTSP's answer to a method a server does not offer
+			// (RFC 2326, 11.3.2), as a camera gives it.
+			err = reply(cseq, "501 Not Implemented", "")
 		}
 		if err != nil {
 			return
