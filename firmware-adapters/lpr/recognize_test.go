@@ -458,7 +458,7 @@ func TestRecognizeOddLengthUnsure(t *testing.T) {
 			t.Errorf("Recognize(%s) = %s; want it read", tc.text, readsOf(plates))
 			continue
 		}
-		// Below any threshold a lane would use; the whole plate above.
+		// At most 0.5, below the lanes' default plate_confidence (0.6); the whole plate above.
 		if c := plates[0].Confidence; tc.unsure && c > 0.5 || !tc.unsure && c < 0.8 {
 			t.Errorf("Recognize(%s): confidence %.2f; want unsure %v (at most 0.5)", tc.text, c, tc.unsure)
 		}
