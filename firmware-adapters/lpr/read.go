@@ -315,16 +315,7 @@ func SegmentGlyphs(img gocv.Mat) ([]LineGlyphs, error) {
 	if err := checkMat(img); err != nil {
 		return nil, err
 	}
-	gray := gocv.NewMat()
-	defer gray.Close()
-	if img.Type() == gocv.MatTypeCV8UC3 {
-		gocv.CvtColor(img, &gray, gocv.ColorBGRToGray)
-	} else if img.Type() == gocv.MatTypeCV8UC4 {
-		gocv.CvtColor(img, &gray, gocv.ColorBGRAToGray)
-	} else {
-		img.CopyTo(&gray)
-	}
-	g := &grey{w: gray.Cols(), h: gray.Rows(), mat: gray}
+	g := newGrey(img)
 	defer g.close()
 	var out []LineGlyphs
 	for _, b := range passes[:trainedPasses] {

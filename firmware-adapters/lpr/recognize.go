@@ -241,17 +241,7 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 // candidates reads every line of img (checked by the caller) and returns the
 // plates read with their ranking scores, unsorted.
 func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
-	gray := gocv.NewMat()
-	defer gray.Close()
-	switch img.Type() {
-	case gocv.MatTypeCV8UC3:
-		gocv.CvtColor(img, &gray, gocv.ColorBGRToGray)
-	case gocv.MatTypeCV8UC4:
-		gocv.CvtColor(img, &gray, gocv.ColorBGRAToGray)
-	default:
-		img.CopyTo(&gray)
-	}
-	g := &grey{w: gray.Cols(), h: gray.Rows(), mat: gray}
+	g := newGrey(img)
 	defer g.close()
 
 	var found []Plate

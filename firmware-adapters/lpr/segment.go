@@ -5,23 +5,71 @@ package lpr
 import (
 	"encoding/binary"
 	"image"
+	"image/color"
 	"math"
 	"sort"
 
 	"gocv.io/x/gocv"
 )
 
-// grey is the greyscale image being read, with its pixels in Go memory.
+// grey is the greyscale image being read, with what its binarizations share.
 type grey struct {
 	w, h  int
 	mat   gocv.Mat
 	small *grey // mat reduced for a scaled binarization, made once
+	lab   *labeller
+	means map[int]gocv.Mat // local means by block size (localMean)
 }
 
-// close frees the reduced copy of g, if any.
+// localMean returns the mean of g's block×block neighbourhoods (block odd,
+// the image's edge pixels repeated beyond it) as adaptiveThreshold computes
+// it, once per size: twelve binarizations of a picture share three.
+func (g *grey) localMean(block int) gocv.Mat {
+	if m, ok := g.means[block]; ok {
+		return m
+	}
+	r := block / 2
+	padded, sum := gocv.NewMat(), gocv.NewMat()
+	defer padded.Close()
+	defer sum.Close()
+	// boxFilter on the image padded by copies of its edge is, inside,
+	// exactly adaptiveThreshold's box filter with BORDER_REPLICATE.
+	gocv.CopyMakeBorder(g.mat, &padded, r, r, r, r, gocv.BorderReplicate, color.RGBA{})
+	gocv.BoxFilter(padded, &sum, -1, image.Pt(block, block))
+	inner := sum.Region(image.Rect(r, r, r+g.w, r+g.h))
+	m := inner.Clone()
+	inner.Close()
+	if g.means == nil {
+		g.means = make(map[int]gocv.Mat)
+	}
+	g.means[block] = m
+	return m
+}
+
+// newGrey converts img (checked by the caller: 8-bit, one, three or four
+// channels) to grey; the caller closes it.
+func newGrey(img gocv.Mat) *grey {
+	gray := gocv.NewMat()
+	switch img.Type() {
+	case gocv.MatTypeCV8UC3:
+		gocv.CvtColor(img, &gray, gocv.ColorBGRToGray)
+	case gocv.MatTypeCV8UC4:
+		gocv.CvtColor(img, &gray, gocv.ColorBGRAToGray)
+	default:
+		img.CopyTo(&gray)
+	}
+	return &grey{w: gray.Cols(), h: gray.Rows(), mat: gray, lab: new(labeller)}
+}
+
+// close frees g's image, its means and its reduced copy, if any.
 func (g *grey) close() {
+	g.mat.Close()
+	g.lab.free()
+	for _, m := range g.means {
+		m.Close()
+	}
 	if g.small != nil {
-		g.small.mat.Close()
+		g.small.close()
 	}
 }
 
@@ -47,17 +95,14 @@ type line struct {
 
 // components labels the foreground of bin and returns the components that
 // could be characters.
-func components(bin gocv.Mat, minH, maxH int) []comp {
-	labels, stats, cents := gocv.NewMat(), gocv.NewMat(), gocv.NewMat()
-	defer labels.Close()
-	defer stats.Close()
-	defer cents.Close()
-	n := gocv.ConnectedComponentsWithStats(bin, &labels, &stats, &cents)
-	raw := stats.ToBytes() // n×5 int32: x, y, w, h, area
+func components(l *labeller, bin gocv.Mat, minH, maxH int) []comp {
+	pix, err := bin.DataPtrUint8()
+	if err != nil {
+		return nil
+	}
 	var out []comp
-	for i := 1; i < n && (i+1)*20 <= len(raw); i++ {
-		v := func(k int) int { return int(int32(binary.LittleEndian.Uint32(raw[i*20+4*k:]))) }
-		x, y, w, h, a := v(0), v(1), v(2), v(3), v(4)
+	for _, b := range l.label(pix, bin.Cols(), bin.Rows(), bin.Cols(), minH) {
+		x, y, w, h, a := b.x, b.y, b.w, b.h, b.area
 		if h < minH || h > maxH || w < 2 || w > h*5/4 || h > w*10 {
 			continue
 		}
@@ -93,7 +138,7 @@ func (g *grey) lines(dark bool, b binarization) []line {
 	if g.small == nil {
 		m := gocv.NewMat()
 		gocv.Resize(g.mat, &m, image.Pt(int(float64(g.w)*b.scale), int(float64(g.h)*b.scale)), 0, 0, gocv.InterpolationArea)
-		g.small = &grey{w: m.Cols(), h: m.Rows(), mat: m}
+		g.small = &grey{w: m.Cols(), h: m.Rows(), mat: m, lab: new(labeller)}
 	}
 	if g.small.w < MinImageSide || g.small.h < MinImageSide {
 		return nil
@@ -139,7 +184,7 @@ const trainedPasses = 4
 func findLines(g *grey, dark bool, b binarization) []line {
 	bin := binarize(g, dark, b)
 	defer bin.Close()
-	cs := components(bin, 9, g.h/4)
+	cs := components(g.lab, bin, 9, g.h/4)
 	lns := groupLines(cs)
 	for i := range lns {
 		lns[i] = splitWide(bin, lns[i])
@@ -227,18 +272,25 @@ func abs(x int) int {
 // binarize thresholds g with b: ink (dark characters, or light ones with
 // dark false) is 255. The caller closes the Mat.
 func binarize(g *grey, dark bool, b binarization) gocv.Mat {
-	bin := gocv.NewMat()
-	typ := gocv.ThresholdBinaryInv
-	if !dark {
-		typ = gocv.ThresholdBinary
-	}
 	block := 2*int(b.block*float64(min(g.w, g.h))/60) + 1
 	block = max(int(15*b.block)|1, min(block, 41))
-	c := b.c
+	// adaptiveThreshold (mean) with the offset c: dark ink lies at least c
+	// below the local mean (its offset rounded down), light ink more than c
+	// above it (rounded up, as OpenCV does for the negated offset).
+	idelta := int(math.Floor(float64(b.c)))
 	if !dark {
-		c = -c
+		idelta = int(math.Ceil(float64(-b.c)))
 	}
-	gocv.AdaptiveThreshold(g.mat, &bin, 255, gocv.AdaptiveThresholdMean, typ, block, c)
+	bin := gocv.NewMatWithSize(g.h, g.w, gocv.MatTypeCV8U)
+	mean := g.localMean(block)
+	dst, err1 := bin.DataPtrUint8()
+	src, err2 := g.mat.DataPtrUint8()
+	avg, err3 := mean.DataPtrUint8()
+	if err1 != nil || err2 != nil || err3 != nil {
+		bin.SetTo(gocv.NewScalar(0, 0, 0, 0)) // cannot happen: all three are new and continuous
+		return bin
+	}
+	threshold(dst, src, avg, idelta, dark)
 	if b.unframe {
 		// Runs longer than the block: characters as tall as the block (the
 		// size this binarization finds best) are narrower. The runs are
