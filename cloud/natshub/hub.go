@@ -121,7 +121,11 @@ type Hub struct {
 	reloadMu sync.Mutex
 	creds    *Credentials // as last applied, embedded only
 	stopOnce sync.Once
+	stopped  chan struct{} // closed by Shutdown
 	stats    counters
+
+	presenceOnce sync.Once
+	presence     *presenceTracker // embedded only, from the first Presence call
 }
 
 // Start starts an embedded hub, or connects to the external cluster of
@@ -142,7 +146,7 @@ func Start(cfg Config) (*Hub, error) {
 			cfg.Replicas = 3
 		}
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger.With("component", "natshub")}
+	h := &Hub{cfg: cfg, log: cfg.Logger.With("component", "natshub"), stopped: make(chan struct{})}
 	var err error
 	if cfg.ExternalURL != "" {
 		err = h.connectExternal()
@@ -460,6 +464,7 @@ func (h *Hub) AddFacility(id string) (user, secret string, err error) {
 // until its store is released.
 func (h *Hub) Shutdown() {
 	h.stopOnce.Do(func() {
+		close(h.stopped)
 		if h.nc != nil {
 			_ = h.nc.FlushTimeout(time.Second) // acknowledgements still buffered
 			h.nc.Close()

@@ -13,15 +13,12 @@ import (
 // every PresenceInterval and maps each to its facility by the user it authenticated
 // as (FacilityUser); a garage that was connected and is no longer is recorded offline
 // from the poll that noticed, so offline_since is at most one interval late. The
-// tracker starts on the first call to Presence and stops when the server shuts down.
+// tracker starts on the first call to Presence and stops when the hub shuts down.
 //
 // With an external cluster the hub has no view of the leaf connections (the $SYS
 // account's leafnode events need system credentials the cloud does not hold), so
 // Presence reports every garage offline with no time, and callers fall back to the
 // garage's last contact.
-//
-// The tracker is kept in a package map keyed by the hub because this file may not
-// add a field to Hub; moving it into Hub and starting it in Start is the clean form.
 
 // PresenceInterval is how often the embedded hub's leaf connections are polled.
 const PresenceInterval = time.Second
@@ -35,11 +32,6 @@ type presenceTracker struct {
 	mu   sync.Mutex
 	seen map[string]presenceState
 }
-
-var (
-	trackersMu sync.Mutex
-	trackers   = map[*Hub]*presenceTracker{}
-)
 
 // Presence reports whether the garage's leaf node is connected now and, when it is
 // not, since when it has been offline: zero when the hub has not seen it connected
@@ -56,33 +48,35 @@ func (h *Hub) Presence(facility string) (online bool, offlineSince time.Time) {
 	return s.online, s.since
 }
 
+// presenceTracker returns the hub's tracker, started on the first call; nil with an
+// external cluster.
 func (h *Hub) presenceTracker() *presenceTracker {
 	if h.srv == nil {
 		return nil
 	}
-	trackersMu.Lock()
-	defer trackersMu.Unlock()
-	if t := trackers[h]; t != nil {
-		return t
-	}
-	t := &presenceTracker{seen: map[string]presenceState{}}
-	t.poll(h, time.Now())
-	trackers[h] = t
-	go t.run(h)
-	return t
+	h.presenceOnce.Do(func() {
+		t := &presenceTracker{seen: map[string]presenceState{}}
+		t.poll(h, time.Now())
+		h.presence = t
+		go t.run(h)
+	})
+	return h.presence
 }
 
+// run polls until the hub shuts down.
 func (t *presenceTracker) run(h *Hub) {
 	tick := time.NewTicker(PresenceInterval)
 	defer tick.Stop()
-	for range tick.C {
-		if !h.srv.Running() {
-			trackersMu.Lock()
-			delete(trackers, h)
-			trackersMu.Unlock()
+	for {
+		select {
+		case <-h.stopped:
 			return
+		case <-tick.C:
+			if !h.srv.Running() {
+				return
+			}
+			t.poll(h, time.Now())
 		}
-		t.poll(h, time.Now())
 	}
 }
 
