@@ -63,10 +63,12 @@ func (h *Hub) presenceTracker() *presenceTracker {
 	return h.presence
 }
 
-// run polls until the hub shuts down.
+// run polls until the hub shuts down or its server stops; then every garage is
+// offline from that moment (a stopped hub sees none connected).
 func (t *presenceTracker) run(h *Hub) {
 	tick := time.NewTicker(PresenceInterval)
 	defer tick.Stop()
+	defer func() { t.allOffline(time.Now()) }()
 	for {
 		select {
 		case <-h.stopped:
@@ -76,6 +78,17 @@ func (t *presenceTracker) run(h *Hub) {
 				return
 			}
 			t.poll(h, time.Now())
+		}
+	}
+}
+
+// allOffline marks the garages still online offline since now.
+func (t *presenceTracker) allOffline(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for fac, s := range t.seen {
+		if s.online {
+			t.seen[fac] = presenceState{since: now}
 		}
 	}
 }

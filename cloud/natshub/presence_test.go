@@ -27,3 +27,18 @@ func TestPresence(t *testing.T) {
 		t.Errorf("offline since %v; want between %v and now", since, before)
 	}
 }
+
+// TestPresenceAfterShutdown: a hub that has shut down sees no garage connected, so
+// one that was online is offline from then, not online forever.
+func TestPresenceAfterShutdown(t *testing.T) {
+	h, _ := startHub(t, t.TempDir())
+	user, secret := issue(t, h, "fac1")
+	startConnectedEdge(t, h, "fac1", user, secret)
+	waitFor(t, "fac1 online", func() bool { online, _ := h.Presence("fac1"); return online })
+	before := time.Now()
+	h.Shutdown()
+	waitFor(t, "fac1 offline after shutdown", func() bool { online, _ := h.Presence("fac1"); return !online })
+	if _, since := h.Presence("fac1"); since.Before(before) || since.After(time.Now()) {
+		t.Errorf("offline since %v; want between %v and now", since, before)
+	}
+}
