@@ -20,6 +20,7 @@ typedef struct {
 	long cap;
 	int32_t *box;  // per component: x0, y0, x1, y1, area
 	int64_t *key;  // per component: its first 2×2 block in raster order
+	long ccap;
 } lpr_lab;
 
 static void lpr_lab_free(lpr_lab *l) {
@@ -37,22 +38,41 @@ static int lpr_grow(void **p, long n, long size) {
 	return 0;
 }
 
-// lpr_lab_reserve makes room for need runs (and as many components).
+// lpr_cap is the first power of two from 4096 at least need.
+static long lpr_cap(long have, long need) {
+	long c = have ? have : 4096;
+	while (c < need) {
+		c *= 2;
+	}
+	return c;
+}
+
+// lpr_lab_reserve makes room for need runs.
 static int lpr_lab_reserve(lpr_lab *l, long need) {
 	if (need <= l->cap) {
 		return 0;
 	}
-	long c = l->cap ? l->cap : 4096;
-	while (c < need) {
-		c *= 2;
-	}
+	long c = lpr_cap(l->cap, need);
 	if (lpr_grow((void **)&l->start, c, 4) || lpr_grow((void **)&l->end, c, 4) ||
 		lpr_grow((void **)&l->row, c, 4) || lpr_grow((void **)&l->parent, c, 4) ||
-		lpr_grow((void **)&l->comp, c, 4) || lpr_grow((void **)&l->box, c, 20) ||
-		lpr_grow((void **)&l->key, c, 8)) {
+		lpr_grow((void **)&l->comp, c, 4)) {
 		return -1;
 	}
 	l->cap = c;
+	return 0;
+}
+
+// lpr_lab_reserve_comps makes room for need components (far fewer than runs:
+// a component has one run per row it spans at least).
+static int lpr_lab_reserve_comps(lpr_lab *l, long need) {
+	if (need <= l->ccap) {
+		return 0;
+	}
+	long c = lpr_cap(l->ccap, need);
+	if (lpr_grow((void **)&l->box, c, 20) || lpr_grow((void **)&l->key, c, 8)) {
+		return -1;
+	}
+	l->ccap = c;
 	return 0;
 }
 
@@ -75,7 +95,9 @@ static inline void lpr_union(int32_t *p, int32_t a, int32_t b) {
 }
 
 // lpr_zero has the high bit set in each zero byte of v (and perhaps in bytes
-// above one, never below), so its lowest set bit marks v's first zero byte.
+// above one, never below), so its lowest set bit marks v's first zero byte:
+// the byte at the lowest address on a little-endian machine (x86-64, arm64,
+// armv7 as Linux runs them).
 static inline uint64_t lpr_zero(uint64_t v) {
 	return (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
 }
@@ -139,10 +161,15 @@ static long lpr_label(lpr_lab *l, const unsigned char *pix, int w, int h, long s
 		prevFrom = from;
 		prevTo = n;
 	}
-	long nc = 0;
+	long roots = 0;
 	for (long i = 0; i < n; i++) {
 		l->comp[i] = -1;
+		roots += l->parent[i] == i;
 	}
+	if (lpr_lab_reserve_comps(l, roots)) {
+		return -1;
+	}
+	long nc = 0;
 	for (long i = 0; i < n; i++) {
 		int32_t r = lpr_find(l->parent, (int32_t)i);
 		int32_t s = l->start[i], e = l->end[i], y = l->row[i];
@@ -211,7 +238,10 @@ type labeller struct {
 // sees the same list as from connectedComponentsWithStats. It returns nil
 // when pix is shorter than the image or memory runs out.
 func (l *labeller) label(pix []byte, w, h, stride, minH int) []blob {
-	if w <= 0 || h <= 0 || stride < w || len(pix) < (h-1)*stride+w || w > 1<<30 || h > 1<<30 {
+	// Run indices are int32: at most one run per two pixels of an image
+	// of at most 2³¹ pixels (images are at most MaxImageSide a side).
+	if w <= 0 || h <= 0 || stride < w || w > 1<<30 || h > 1<<30 || stride > 1<<30 || int64(w)*int64(h) > 1<<31 ||
+		len(pix) < (h-1)*stride+w {
 		return nil
 	}
 	if l.c == nil {

@@ -61,15 +61,18 @@ func newGrey(img gocv.Mat) *grey {
 	return &grey{w: gray.Cols(), h: gray.Rows(), mat: gray, lab: new(labeller)}
 }
 
-// close frees g's image, its means and its reduced copy, if any.
+// close frees g's image, its means and its reduced copy, if any; a second
+// close does nothing.
 func (g *grey) close() {
 	g.mat.Close()
 	g.lab.free()
 	for _, m := range g.means {
 		m.Close()
 	}
+	g.means = nil
 	if g.small != nil {
 		g.small.close()
+		g.small = nil
 	}
 }
 

@@ -38,6 +38,7 @@ func openCVBlobs(t *testing.T, bin gocv.Mat) []blob {
 func TestLabellerMatchesOpenCV(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	var l labeller
+	defer l.free()
 	check := func(name string, bin gocv.Mat) {
 		t.Helper()
 		pix, err := bin.DataPtrUint8()
@@ -128,6 +129,7 @@ func TestLabellerStride(t *testing.T) {
 		}
 	}
 	var l labeller
+	defer l.free()
 	want := []blob{{0, 0, 2, 2, 2}, {3, 0, 2, 1, 2}, {4, 2, 1, 1, 1}}
 	if got := l.label(tight, w, h, w, 1); !slices.Equal(got, want) {
 		t.Fatalf("tight: %+v, want %+v", got, want)
