@@ -49,7 +49,7 @@ bench-lpr:
 
 # Retrains the plate reader's classifier (firmware-adapters/lpr/model.bin) on
 # plates rendered with Debian's fonts and the pinned web fonts fetch-fonts.sh
-# takes from npm (an ensemble of two networks); about 20 minutes on two cores.
+# takes from npm (an ensemble of two networks); 20 to 50 minutes on two cores, by machine.
 lpr-model:
 	@.ci/install-deps
 	firmware-adapters/lpr/cmd/lprtrain/fetch-fonts.sh $(BIN)/lprfonts
