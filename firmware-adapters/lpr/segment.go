@@ -290,7 +290,7 @@ func binarize(g *grey, dark bool, b binarization) gocv.Mat {
 	src, err2 := g.mat.DataPtrUint8()
 	avg, err3 := mean.DataPtrUint8()
 	if err1 != nil || err2 != nil || err3 != nil {
-		bin.SetTo(gocv.NewScalar(0, 0, 0, 0)) // cannot happen: all three are new and continuous
+		bin.SetTo(gocv.NewScalar(0, 0, 0, 0)) // cannot happen: all three are continuous 8-bit images
 		return bin
 	}
 	threshold(dst, src, avg, idelta, dark)
