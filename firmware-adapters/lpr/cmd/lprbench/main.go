@@ -11,8 +11,13 @@
 // of the set, finds the true one and only it: the exit case), and the
 // milliseconds per image on one core. With -calib it also prints, per set and
 // confidence range, how many best reads were made and how many were exact;
-// with -cpuprofile FILE it writes a CPU profile of the run (go tool pprof). It
-// ends with one line per set:
+// with -cpuprofile FILE it writes a CPU profile of the run (go tool pprof).
+// Per set it prints how long single images took, the median, the 95th
+// percentile and the slowest (a lane waits for the slow ones):
+//
+//	time set=NAME p50_ms=A p95_ms=B max_ms=C
+//
+// and it ends with one line per set:
 //
 //	lpr set=NAME images=N detected=X% exact=Y% matched=Z% ms_per_image=W
 package main
@@ -24,10 +29,12 @@ import (
 	"image"
 	"io"
 	"log"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,6 +111,7 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 		}
 		var detected, exact, matched int
 		var spent time.Duration
+		took := make([]time.Duration, 0, len(truths))
 		binReads, binExact := make([]int, len(confBins)), make([]int, len(confBins))
 		for _, t := range truths {
 			b, err := os.ReadFile(filepath.Join(data, set, t.image))
@@ -112,7 +120,8 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 			}
 			start := time.Now()
 			plates, err := rec.RecognizeJPEG(b)
-			spent += time.Since(start)
+			took = append(took, time.Since(start))
+			spent += took[len(took)-1]
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.image, err)
 			}
@@ -163,6 +172,9 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 				fmt.Fprintf(w, "calib set=%s conf=%s reads=%d exact=%d\n", set, span, binReads[b], binExact[b])
 			}
 		}
+		slices.Sort(took)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		fmt.Fprintf(w, "time set=%s p50_ms=%.1f p95_ms=%.1f max_ms=%.1f\n", set, ms(rank(took, 0.5)), ms(rank(took, 0.95)), ms(took[len(took)-1]))
 		n := len(truths)
 		pct := func(k int) string { return strconv.FormatFloat(100*float64(k)/float64(n), 'f', 1, 64) }
 		summary = append(summary, fmt.Sprintf("lpr set=%s images=%d detected=%s%% exact=%s%% matched=%s%% ms_per_image=%.1f",
@@ -172,6 +184,13 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 		fmt.Fprintln(w, s)
 	}
 	return nil
+}
+
+// rank returns the q-th quantile of the sorted, non-empty ds by the nearest
+// rank: the smallest value at least q of them are no greater than.
+func rank(ds []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(ds)))) - 1
+	return ds[max(0, min(i, len(ds)-1))]
 }
 
 // loadSet reads the ground truth of one set.
