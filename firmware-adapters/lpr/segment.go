@@ -106,7 +106,7 @@ func components(l *labeller, bin gocv.Mat, minH, maxH int) []comp {
 	var out []comp
 	for _, b := range l.label(pix, bin.Cols(), bin.Rows(), bin.Cols(), minH) {
 		x, y, w, h, a := b.x, b.y, b.w, b.h, b.area
-		if h < minH || h > maxH || w < 2 || w > h*5/4 || h > w*10 {
+		if h > maxH || w < 2 || w > h*5/4 || h > w*10 { // label kept those at least minH tall
 			continue
 		}
 		fill := float64(a) / float64(w*h)
@@ -272,11 +272,17 @@ func abs(x int) int {
 	return x
 }
 
+// blockSize is the adaptive threshold's block for b on g: odd, in
+// proportion to the image's shorter side, between 15×b.block and 41.
+func (g *grey) blockSize(b binarization) int {
+	block := 2*int(b.block*float64(min(g.w, g.h))/60) + 1
+	return max(int(15*b.block)|1, min(block, 41))
+}
+
 // binarize thresholds g with b: ink (dark characters, or light ones with
 // dark false) is 255. The caller closes the Mat.
 func binarize(g *grey, dark bool, b binarization) gocv.Mat {
-	block := 2*int(b.block*float64(min(g.w, g.h))/60) + 1
-	block = max(int(15*b.block)|1, min(block, 41))
+	block := g.blockSize(b)
 	// adaptiveThreshold (mean) with the offset c: dark ink lies at least c
 	// below the local mean (its offset rounded down), light ink more than c
 	// above it (rounded up, as OpenCV does for the negated offset).

@@ -171,8 +171,7 @@ func TestBinarizeMatchesOpenCV(t *testing.T) {
 			for _, dark := range []bool{true, false} {
 				b.unframe = false
 				got := binarize(g, dark, b)
-				block := 2*int(b.block*float64(min(w, h))/60) + 1
-				block = max(int(15*b.block)|1, min(block, 41))
+				block := g.blockSize(b)
 				typ, c := gocv.ThresholdBinaryInv, b.c
 				if !dark {
 					typ, c = gocv.ThresholdBinary, -c
