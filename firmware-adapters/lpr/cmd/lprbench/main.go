@@ -110,7 +110,6 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 			known.Add(t.plate, t.image)
 		}
 		var detected, exact, matched int
-		var spent time.Duration
 		took := make([]time.Duration, 0, len(truths))
 		binReads, binExact := make([]int, len(confBins)), make([]int, len(confBins))
 		for _, t := range truths {
@@ -121,7 +120,6 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 			start := time.Now()
 			plates, err := rec.RecognizeJPEG(b)
 			took = append(took, time.Since(start))
-			spent += took[len(took)-1]
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.image, err)
 			}
@@ -171,6 +169,10 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 				}
 				fmt.Fprintf(w, "calib set=%s conf=%s reads=%d exact=%d\n", set, span, binReads[b], binExact[b])
 			}
+		}
+		var spent time.Duration
+		for _, d := range took {
+			spent += d
 		}
 		slices.Sort(took)
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
