@@ -47,13 +47,17 @@ bench-lpr:
 	$(GO) build -tags gocv -o $(BIN)/lprbench ./firmware-adapters/lpr/cmd/lprbench
 	OPENCV_FOR_THREADS_NUM=1 taskset -c 0 $(BIN)/lprbench -data $(LPR_DATA)
 
-# Retrains the plate reader's classifier (firmware-adapters/lpr/model.bin) on
-# plates rendered with Debian's fonts and the pinned web fonts fetch-fonts.sh
-# takes from npm (an ensemble of two networks); 20 to 50 minutes on two cores, by machine.
+# Retrains the plate reader's classifier (firmware-adapters/lpr/model.bin: an
+# ensemble of two perceptrons) on plates rendered with Debian's fonts and the
+# pinned web fonts fetch-fonts.sh takes from npm, 20 to 50 minutes on two cores
+# by machine; then its second opinion (checker.bin, a convolutional network)
+# with PyTorch (Debian's python3-torch) on the same glyphs, about 25 minutes
+# more. The glyphs are kept in $(BIN)/lprsamples.* (2.4 GB).
 lpr-model:
-	@.ci/install-deps
+	@.ci/install-deps lpr-model
 	firmware-adapters/lpr/cmd/lprtrain/fetch-fonts.sh $(BIN)/lprfonts
-	$(GO) run -tags gocv ./firmware-adapters/lpr/cmd/lprtrain -webfonts $(BIN)/lprfonts -out firmware-adapters/lpr/model.bin
+	$(GO) run -tags gocv ./firmware-adapters/lpr/cmd/lprtrain -webfonts $(BIN)/lprfonts -samples $(BIN)/lprsamples -out firmware-adapters/lpr/model.bin
+	/usr/bin/python3 firmware-adapters/lpr/cmd/lprtrain/train-cnn.py -out firmware-adapters/lpr/checker.bin $(BIN)/lprsamples.1 $(BIN)/lprsamples.2
 
 demo: build
 	@deploy/demo.sh

@@ -34,7 +34,12 @@
 //     rank by confidence, format, length, character size and second opinions
 //     from the other binarizations (rank.go), and a plate's confidence is
 //     shared with other texts that rank about as well and halved for a
-//     reading of fewer than five or more than eight characters;
+//     reading of fewer than five or more than eight characters; a small
+//     convolutional network (convnet.go, trained with PyTorch by
+//     cmd/lprtrain/train-cnn.py on the same glyphs, embedded as checker.bin)
+//     gives a second opinion on each character of the plates returned, and a
+//     plate's confidence is multiplied by how far it agrees
+//     (Recognizer.agreement);
 //  6. voting: a Reader reads several frames per vehicle and votes with
 //     plate.Vote; a vote without a strict majority is reported unsure (text with
 //     confidence 0), never guessed.

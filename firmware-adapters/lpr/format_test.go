@@ -95,10 +95,10 @@ func TestNetworkRoundTrip(t *testing.T) {
 	}
 	// Two networks in one file: the mean of their probabilities.
 	both, err := decodeEnsemble(append(append([]byte(nil), b...), b2...))
-	if err != nil || len(both.nets) != 2 || both.hid != 12 {
+	if err != nil || len(both.nets) != 2 || both.scratch != 12 {
 		t.Fatalf("decodeEnsemble(two networks) = %v, %v", both, err)
 	}
-	h, q, p := make([]float32, both.hid), make([]float32, both.out), make([]float32, both.out)
+	h, q, p := make([]float32, both.scratch), make([]float32, both.out), make([]float32, both.out)
 	p1, p2 := make([]float32, both.out), make([]float32, both.out)
 	both.forward(samples[1].X, h, q, p)
 	both.nets[0].forward(samples[1].X, h[:8], p1)

@@ -117,31 +117,54 @@ type network struct {
 
 const netMagic = "LPRN1"
 
+// classifier is one network of an ensemble: a perceptron (network) or a
+// convolutional network (convNet).
+type classifier interface {
+	// forward computes the class probabilities of the glyph features x
+	// into p, using s (len scratch()) as scratch.
+	forward(x, s, p []float32)
+	scratch() int
+}
+
 // ensemble is one or more networks of the same features, trained from
-// different seeds; it classifies by their mean probabilities, which errs less
-// than any one of them (their mistakes differ more than their right answers).
+// different seeds or of different kinds; it classifies by their mean
+// probabilities, which errs less than any one of them (their mistakes differ
+// more than their right answers).
 type ensemble struct {
-	nets     []*network
-	hid, out int // the largest hidden layer; the outputs
+	nets         []classifier
+	scratch, out int // the largest scratch of a network; the outputs
 }
 
 // maxEnsemble bounds the networks a model file may hold.
 const maxEnsemble = 8
 
-// decodeEnsemble reads a model file: one or more networks written by encode,
-// one after the other.
+// decodeEnsemble reads a model file: one or more networks written by their
+// encode methods, one after the other.
 func decodeEnsemble(b []byte) (*ensemble, error) {
 	e := &ensemble{}
 	for len(b) > 0 {
 		if len(e.nets) == maxEnsemble {
 			return nil, fmt.Errorf("lpr: classifier model: more than %d networks", maxEnsemble)
 		}
-		n, rest, err := decodeNetwork(b)
+		var (
+			c   classifier
+			out int
+			err error
+		)
+		if len(b) >= len(convMagic) && string(b[:len(convMagic)]) == convMagic {
+			var n *convNet
+			n, b, err = decodeConvNet(b)
+			c, out = n, len(Classes)+1
+		} else {
+			var n *network
+			n, b, err = decodeNetwork(b)
+			c, out = n, len(Classes)+1
+		}
 		if err != nil {
 			return nil, err
 		}
-		e.nets, b = append(e.nets, n), rest
-		e.hid, e.out = max(e.hid, n.hid), n.out
+		e.nets = append(e.nets, c)
+		e.scratch, e.out = max(e.scratch, c.scratch()), out
 	}
 	if len(e.nets) == 0 {
 		return nil, errors.New("lpr: classifier model: empty")
@@ -150,15 +173,15 @@ func decodeEnsemble(b []byte) (*ensemble, error) {
 }
 
 // forward computes the mean class probabilities of x into p (len e.out), using
-// h (len e.hid) and q (len e.out) as scratch.
-func (e *ensemble) forward(x, h, q, p []float32) {
+// s (len e.scratch) and q (len e.out) as scratch.
+func (e *ensemble) forward(x, s, q, p []float32) {
 	if len(e.nets) == 1 {
-		e.nets[0].forward(x, h[:e.nets[0].hid], p)
+		e.nets[0].forward(x, s, p)
 		return
 	}
 	clear(p)
 	for _, n := range e.nets {
-		n.forward(x, h[:n.hid], q)
+		n.forward(x, s, q)
 		for k, v := range q {
 			p[k] += v
 		}
@@ -185,15 +208,9 @@ func decodeNetwork(b []byte) (*network, []byte, error) {
 	if len(b) < want {
 		return nil, nil, fmt.Errorf("lpr: classifier model: %d bytes of weights, want %d", len(b), want)
 	}
-	next := func(k int) []float32 {
-		v := make([]float32, k)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b))
-			b = b[4:]
-		}
-		return v
-	}
-	n.w1, n.b1, n.w2, n.b2 = next(hid*in), next(hid), next(out*hid), next(out)
+	var w [][]float32
+	w, b = readFloats(b, hid*in, hid, out*hid, out)
+	n.w1, n.b1, n.w2, n.b2 = w[0], w[1], w[2], w[3]
 	return n, b, nil
 }
 
@@ -203,13 +220,38 @@ func (n *network) encode() []byte {
 	out = binary.LittleEndian.AppendUint32(out, uint32(n.in))
 	out = binary.LittleEndian.AppendUint32(out, uint32(n.hid))
 	out = binary.LittleEndian.AppendUint32(out, uint32(n.out))
-	for _, v := range [][]float32{n.w1, n.b1, n.w2, n.b2} {
+	return appendFloats(out, n.w1, n.b1, n.w2, n.b2)
+}
+
+// readFloats reads arrays of the given lengths of little-endian float32 from
+// the start of b (which the caller checked is long enough) and returns them
+// and the bytes after them.
+func readFloats(b []byte, lens ...int) ([][]float32, []byte) {
+	out := make([][]float32, len(lens))
+	for j, k := range lens {
+		v := make([]float32, k)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b))
+			b = b[4:]
+		}
+		out[j] = v
+	}
+	return out, b
+}
+
+// appendFloats appends vs to out as little-endian float32, in the form
+// readFloats reads.
+func appendFloats(out []byte, vs ...[]float32) []byte {
+	for _, v := range vs {
 		for _, f := range v {
 			out = binary.LittleEndian.AppendUint32(out, math.Float32bits(f))
 		}
 	}
 	return out
 }
+
+// scratch is the hidden layer's length: forward's scratch.
+func (n *network) scratch() int { return n.hid }
 
 // forward computes the class probabilities of x into p (len out), using h
 // (len hid) as scratch for the hidden layer. Its layers are matvec's, which

@@ -2,6 +2,7 @@ package lpr
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -161,4 +162,185 @@ func TestMatvec(t *testing.T) {
 			short()
 		}()
 	}
+}
+
+// convRef is a 3×3 convolution with zero padding and ReLU in float64, laid out
+// as conv3x3's, written the plain way round: for each output, over the
+// kernel.
+func convRef(src []float32, h, w, ci, co int, wt, b []float32) []float64 {
+	out := make([]float64, h*w*co)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			for o := 0; o < co; o++ {
+				s := float64(b[o])
+				for ky := 0; ky < 3; ky++ {
+					for kx := 0; kx < 3; kx++ {
+						yy, xx := y+ky-1, x+kx-1
+						if yy < 0 || yy >= h || xx < 0 || xx >= w {
+							continue
+						}
+						for c := 0; c < ci; c++ {
+							s += float64(wt[((ky*3+kx)*ci+c)*co+o]) * float64(src[(yy*w+xx)*ci+c])
+						}
+					}
+				}
+				out[(y*w+x)*co+o] = max(s, 0)
+			}
+		}
+	}
+	return out
+}
+
+// TestConv3x3 checks a convolution (in C in the gocv build, in Go without) and
+// the Go one against convRef, for the shapes a convNet has and odd ones, and
+// that short weights panic instead of being read beyond their end.
+func TestConv3x3(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, s := range [][4]int{{24, 16, 1, 8}, {12, 8, 8, 16}, {6, 4, 16, 32}, {1, 1, 3, 5}, {5, 7, 3, 17}} {
+		h, w, ci, co := s[0], s[1], s[2], s[3]
+		src, wt, b := make([]float32, h*w*ci), make([]float32, 9*ci*co), make([]float32, co)
+		for i := range src {
+			if rng.IntN(3) > 0 { // zeros too: the loops skip them
+				src[i] = float32(rng.NormFloat64())
+			}
+		}
+		for i := range wt {
+			wt[i] = float32(rng.NormFloat64())
+		}
+		for i := range b {
+			b[i] = float32(rng.NormFloat64())
+		}
+		want := convRef(src, h, w, ci, co, wt, b)
+		for name, f := range map[string]func(dst, src []float32, h, w, ci, co int, wt, b []float32){"conv3x3": conv3x3, "conv3x3Go": conv3x3Go} {
+			dst := make([]float32, h*w*co+1)
+			dst[h*w*co] = 42
+			f(dst[:h*w*co], src, h, w, ci, co, wt, b)
+			for i, v := range want {
+				if math.Abs(float64(dst[i])-v) > 1e-4*(1+math.Abs(v)) {
+					t.Fatalf("%s %v: output %d = %v, want %v", name, s, i, dst[i], v)
+				}
+			}
+			if dst[h*w*co] != 42 {
+				t.Errorf("%s %v: wrote beyond the output", name, s)
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("weights shorter than 9·ci·co: no panic")
+		}
+	}()
+	conv3x3(make([]float32, 4*4*2), make([]float32, 4*4*3), 4, 4, 3, 2, make([]float32, 9*3*2-1), make([]float32, 2))
+}
+
+// TestConvNet builds a convolutional network with known weights, checks that
+// it survives encode and decodeEnsemble unchanged, that its forward is the
+// layers computed one by one the plain way, and that a model file cut short
+// or of a shape this build cannot use is refused.
+func TestConvNet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := &convNet{ch: [3]int{4, 6, 5}, hid: 7, out: len(Classes) + 1, extra: 5}
+	fill := func(k int) []float32 {
+		v := make([]float32, k)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * 0.5)
+		}
+		return v
+	}
+	in := 1
+	for i, c := range n.ch {
+		n.cw[i], n.cb[i] = fill(9*in*c), fill(c)
+		in = c
+	}
+	fin := n.flat() + n.extra
+	n.w1, n.b1, n.w2, n.b2 = fill(n.hid*fin), fill(n.hid), fill(n.out*n.hid), fill(n.out)
+	enc := n.encode()
+	e, err := decodeEnsemble(enc)
+	if err != nil || len(e.nets) != 1 {
+		t.Fatalf("decodeEnsemble = %v, %v", e, err)
+	}
+	x := make([]float32, GlyphFeatures)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	p := make([]float32, e.out)
+	e.forward(x, make([]float32, e.scratch), make([]float32, e.out), p)
+
+	// The same layers, one by one.
+	f32 := func(v []float64) []float32 {
+		o := make([]float32, len(v))
+		for i := range v {
+			o[i] = float32(v[i])
+		}
+		return o
+	}
+	pool := func(a []float32, h, w, c int) []float32 {
+		o := make([]float32, h/2*w/2*c)
+		pool2(o, a, h, w, c)
+		return o
+	}
+	a := f32(convRef(x[:GlyphH*GlyphW], GlyphH, GlyphW, 1, 4, n.cw[0], n.cb[0]))
+	a = f32(convRef(pool(a, GlyphH, GlyphW, 4), GlyphH/2, GlyphW/2, 4, 6, n.cw[1], n.cb[1]))
+	a = f32(convRef(pool(a, GlyphH/2, GlyphW/2, 6), GlyphH/4, GlyphW/4, 6, 5, n.cw[2], n.cb[2]))
+	a = append(a, x[featAspect:featAspect+n.extra]...)
+	hid := make([]float64, n.hid)
+	for j := range hid {
+		s := float64(n.b1[j])
+		for i, v := range a {
+			s += float64(n.w1[j*fin+i]) * float64(v)
+		}
+		hid[j] = max(s, 0)
+	}
+	want := make([]float64, n.out)
+	var sum float64
+	for k := range want {
+		s := float64(n.b2[k])
+		for j, v := range hid {
+			s += float64(n.w2[k*n.hid+j]) * v
+		}
+		want[k] = math.Exp(s)
+		sum += want[k]
+	}
+	for k := range want {
+		if d := math.Abs(float64(p[k]) - want[k]/sum); d > 1e-5 {
+			t.Fatalf("probability %d = %v, want %v", k, p[k], want[k]/sum)
+		}
+	}
+	if _, err := decodeEnsemble(enc[:len(enc)-1]); err == nil {
+		t.Error("a model cut short: no error")
+	}
+	bad := append([]byte(nil), enc...)
+	bad[len(convMagic)] = 0 // no channels
+	if _, err := decodeEnsemble(bad); err == nil {
+		t.Error("a convolution of 0 channels: no error")
+	}
+}
+
+// FuzzDecodeEnsemble feeds model files of any bytes to decodeEnsemble: it
+// returns an error or an ensemble whose forward runs within its buffers,
+// never a panic.
+func FuzzDecodeEnsemble(f *testing.F) {
+	n := &convNet{ch: [3]int{2, 3, 2}, hid: 4, out: len(Classes) + 1, extra: 2}
+	in := 1
+	for i, c := range n.ch {
+		n.cw[i], n.cb[i] = make([]float32, 9*in*c), make([]float32, c)
+		in = c
+	}
+	n.w1, n.b1 = make([]float32, n.hid*(n.flat()+n.extra)), make([]float32, n.hid)
+	n.w2, n.b2 = make([]float32, n.out*n.hid), make([]float32, n.out)
+	f.Add(n.encode())
+	mlp := &network{in: GlyphFeatures, hid: 3, out: len(Classes) + 1}
+	mlp.w1, mlp.b1 = make([]float32, mlp.hid*mlp.in), make([]float32, mlp.hid)
+	mlp.w2, mlp.b2 = make([]float32, mlp.out*mlp.hid), make([]float32, mlp.out)
+	f.Add(append(mlp.encode(), n.encode()...))
+	f.Add([]byte("LPRC1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeEnsemble(b)
+		if err != nil {
+			return
+		}
+		x := make([]float32, GlyphFeatures)
+		p := make([]float32, e.out)
+		e.forward(x, make([]float32, e.scratch), make([]float32, e.out), p)
+	})
 }

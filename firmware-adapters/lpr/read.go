@@ -46,10 +46,15 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		return Plate{}, false
 	}
 	xs := gl.xs
-	h, q := make([]float32, r.net.hid), make([]float32, r.net.out)
+	h, q := make([]float32, r.net.scratch), make([]float32, r.net.out)
+	// glyph is the features each reading classify returned was made from,
+	// by the reading's first element: a reading kept keeps them, for the
+	// second opinion (Recognizer.agreement).
+	glyph := make(map[*float32][]float32)
 	classify := func(x []float32) []float32 {
 		p := make([]float32, r.net.out)
 		r.net.forward(x, h, q, p)
+		glyph[&p[0]] = x
 		return p
 	}
 	var rd reading
@@ -84,7 +89,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			if rej > rejectInner || end && rej > rejectEnd {
 				continue
 			}
-			rd.insert(len(rd.boxes), p, boxes[k])
+			rd.insert(len(rd.boxes), p, glyph[&p[0]], boxes[k])
 		}
 		// A component counts as dropped when nothing of it was kept: the
 		// hyphen half of a split one was never a character.
@@ -118,6 +123,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			p.Chars[i] = c.Intersect(bounds)
 		}
 		p.rejects = append([]float64(nil), rd.rejs...)
+		p.glyphs = slices.Clone(rd.xs)
 		return p
 	}
 	best := finish(rd)
@@ -184,7 +190,7 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 		c := rd.clone()
 		// From the right, so that each k still points where it did.
 		for j := len(set) - 1; j >= 0; j-- {
-			c.insert(set[j].k, set[j].p, set[j].box)
+			c.insert(set[j].k, set[j].p, glyph[&set[j].p[0]], set[j].box)
 		}
 		// Each addition costs endCost, the best reading's own included.
 		if p := finish(c); p.score(r.country)-float64(len(set))*endCost > bestScore {
@@ -234,10 +240,10 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 			}
 			c := rd.clone()
 			for k := 0; k < nl; k++ {
-				c.insert(0, endP[0][k], c.boxes[0].Add(image.Pt(-int(gl.pitch), 0)))
+				c.insert(0, endP[0][k], glyph[&endP[0][k][0]], c.boxes[0].Add(image.Pt(-int(gl.pitch), 0)))
 			}
 			for k := 0; k < nr; k++ {
-				c.insert(len(c.boxes), endP[1][k], c.boxes[len(c.boxes)-1].Add(image.Pt(int(gl.pitch), 0)))
+				c.insert(len(c.boxes), endP[1][k], glyph[&endP[1][k][0]], c.boxes[len(c.boxes)-1].Add(image.Pt(int(gl.pitch), 0)))
 			}
 			if p := finish(c); p.score(r.country)-float64(nl+nr)*endCost > best.score(r.country) {
 				best = p
@@ -248,21 +254,23 @@ func (r *Recognizer) readLine(g *grey, ln line, dark bool) (Plate, bool) {
 }
 
 // reading is a line's characters as readLine keeps them: per character its
-// character shares (probs, for decode), its box and its Reject share, and the
-// sum of the logs of the shares that they are characters, which lowers the
-// confidence.
+// character shares (probs, for decode), its glyph features, its box and its
+// Reject share, and the sum of the logs of the shares that they are
+// characters, which lowers the confidence.
 type reading struct {
 	probs [][]float32
+	xs    [][]float32
 	boxes []image.Rectangle
 	rejs  []float64
 	logp  float64
 }
 
-// insert puts the classifier's reading p of box in at k. p is not changed:
-// its character shares are copied.
-func (rd *reading) insert(k int, p []float32, box image.Rectangle) {
+// insert puts the classifier's reading p of the glyph x in box in at k. p is
+// not changed: its character shares are copied.
+func (rd *reading) insert(k int, p, x []float32, box image.Rectangle) {
 	cp, rej, logp := charShares(p)
 	rd.probs = slices.Insert(rd.probs, k, cp)
+	rd.xs = slices.Insert(rd.xs, k, x)
 	rd.boxes = slices.Insert(rd.boxes, k, box)
 	rd.rejs = slices.Insert(rd.rejs, k, rej)
 	rd.logp += logp
@@ -270,7 +278,7 @@ func (rd *reading) insert(k int, p []float32, box image.Rectangle) {
 
 // clone returns a copy of rd that insert may change without changing rd.
 func (rd reading) clone() reading {
-	return reading{slices.Clone(rd.probs), slices.Clone(rd.boxes), slices.Clone(rd.rejs), rd.logp}
+	return reading{slices.Clone(rd.probs), slices.Clone(rd.xs), slices.Clone(rd.boxes), slices.Clone(rd.rejs), rd.logp}
 }
 
 // charShares splits a classifier reading p: the character classes, rescaled

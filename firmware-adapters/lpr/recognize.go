@@ -10,12 +10,20 @@ import (
 	"image"
 	"math"
 	"sort"
+	"strings"
 
 	"gocv.io/x/gocv"
 )
 
 //go:embed model.bin
 var modelBin []byte
+
+// checkerBin is the second opinion's classifier (Recognizer.agreement): a
+// convolutional network (convNet) trained on the same rendered glyphs by
+// cmd/lprtrain/train-cnn.py.
+//
+//go:embed checker.bin
+var checkerBin []byte
 
 // Limits on the images the recognizer takes. Anything outside them is refused
 // before it reaches OpenCV, whose C++ exceptions would abort the process.
@@ -38,9 +46,10 @@ type Options struct {
 }
 
 // Recognizer finds and reads licence plates in still images. It is safe for
-// concurrent use: it holds only the immutable classifier.
+// concurrent use: it holds only the immutable classifiers.
 type Recognizer struct {
-	net     *ensemble
+	net     *ensemble // reads
+	check   *ensemble // second opinion on what net read
 	country Country
 	maxCand int
 }
@@ -51,6 +60,10 @@ func NewRecognizer(o Options) (*Recognizer, error) {
 	if err != nil {
 		return nil, err
 	}
+	check, err := decodeEnsemble(checkerBin)
+	if err != nil {
+		return nil, fmt.Errorf("lpr: checker: %w", err)
+	}
 	switch o.Country {
 	case "", CountryEU, CountryUS:
 	default:
@@ -59,7 +72,7 @@ func NewRecognizer(o Options) (*Recognizer, error) {
 	if o.MaxCandidates <= 0 {
 		o.MaxCandidates = 3
 	}
-	return &Recognizer{net: n, country: o.Country, maxCand: o.MaxCandidates}, nil
+	return &Recognizer{net: n, check: check, country: o.Country, maxCand: o.MaxCandidates}, nil
 }
 
 // Plate is one plate found in an image.
@@ -67,8 +80,9 @@ type Plate struct {
 	// Text is the plate as read, normalized (A–Z, 0–9).
 	Text string
 	// Confidence is how far Text can be trusted, from 0 to 1: the
-	// characters' probabilities, times the plate's share among the other
-	// texts read in the image (two alike leave each unsure).
+	// characters' probabilities, times how far a second classifier agrees
+	// with them, times the plate's share among the other texts read in
+	// the image (two alike leave each unsure).
 	Confidence float64
 	// Format is the country format Text fits ("LLLNNNN"), "" if none.
 	Format string
@@ -82,6 +96,8 @@ type Plate struct {
 	cut bool // the outline runs off the image and Box is clipped
 	// rejects are the classifier's "not a character" shares of Chars.
 	rejects []float64
+	// glyphs are the features the characters of Text were read from.
+	glyphs [][]float32
 	// also counts the other binarizations that found the same line.
 	also int
 }
@@ -225,6 +241,7 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 			}
 		}
 		if !dup {
+			p.Confidence *= r.agreement(p)
 			p.Confidence *= share(p.Text)
 			if n := len(p.Text); n < minPlateLen || n > maxPlateLen {
 				p.Confidence *= oddLengthDoubt
@@ -268,4 +285,39 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 		}
 	}
 	return found, r.rank(found)
+}
+
+// agreement is how far the second opinion (r.check) agrees with the text read
+// for p: the geometric mean over its characters of the share the checker
+// gives that character, or its confusable partner (O/0, I/1, B/8 and the
+// others; the plate's format decides between those, not the glyph). The
+// reader's perceptrons see pixels and edge directions, the checker's
+// convolutions local stroke shapes; on fonts neither was trained on they err
+// on different characters, so a character the checker doubts is one to doubt
+// (a W the reader took for an H, a California 6 for a K). Where the two
+// agree it is about 1 and leaves the confidence as it is; one character the
+// checker gives 5 % to takes a seven-character plate's confidence down by a
+// third. The text itself is the reader's alone: the checker is no better a
+// reader on its own (docs/BENCHMARKS.md).
+func (r *Recognizer) agreement(p Plate) float64 {
+	if len(p.glyphs) != len(p.Text) || len(p.Text) == 0 {
+		return 1 // cannot happen: every character is read from a glyph
+	}
+	s, q, pr := make([]float32, r.check.scratch), make([]float32, r.check.out), make([]float32, r.check.out)
+	var sum float64
+	for i, x := range p.glyphs {
+		r.check.forward(x, s, q, pr)
+		chars, _, _ := charShares(pr)
+		c := p.Text[i]
+		k := strings.IndexByte(Classes, c)
+		if k < 0 {
+			return 0 // cannot happen: decode writes Classes only
+		}
+		a := float64(chars[k])
+		if o, ok := confusable[c]; ok {
+			a += float64(chars[strings.IndexByte(Classes, o)])
+		}
+		sum += math.Log(max(a, 1e-6))
+	}
+	return math.Exp(sum / float64(len(p.glyphs)))
 }

@@ -486,3 +486,56 @@ func TestRankCaptionLast(t *testing.T) {
 		t.Errorf("rank: caption %s %.2f, plate %s %.2f; want the plate first", caption.Text, score[0], plate.Text, score[1])
 	}
 }
+
+// TestAgreement checks the second opinion: the checker agrees with a plate
+// read right, doubts one whose character was changed to another (not its
+// confusable partner, which the plate's format decides), and a checker that
+// agrees with nothing leaves Recognize's text as it was but its confidence
+// near 0.
+func TestAgreement(t *testing.T) {
+	rec := usRecognizer(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	data, _ := renderJPEG(t, synth.Plate{Text: "KWX4829", Style: synth.US, Font: testFont(t), CharHeight: 30, Scene: image2(640, 480)}, rng)
+	plates, err := rec.RecognizeJPEG(data)
+	if err != nil || len(plates) == 0 || plates[0].Text != "KWX4829" {
+		t.Fatalf("RecognizeJPEG = %v, %v; want KWX4829 first", plates, err)
+	}
+	p := plates[0]
+	if len(p.glyphs) != len(p.Text) {
+		t.Fatalf("%d glyphs kept for %d characters", len(p.glyphs), len(p.Text))
+	}
+	right := rec.agreement(p)
+	if right < 0.9 {
+		t.Errorf("agreement with the right read = %.3f, want at least 0.9", right)
+	}
+	wrong := p
+	wrong.Text = "KHX4829" // W read as H: what the reader does with narrow US fonts
+	if a := rec.agreement(wrong); a > 0.75 || a > right*0.8 {
+		t.Errorf("agreement with %s = %.3f (right read %.3f); want it well below", wrong.Text, a, right)
+	}
+	partner := p
+	partner.Text = "KWX4B29" // 8 and B: the format's call, not the glyph's
+	if a := rec.agreement(partner); a < right*0.99 {
+		t.Errorf("agreement with %s = %.3f, want that of the right read (%.3f)", partner.Text, a, right)
+	}
+
+	// A checker sure that every glyph is a Q.
+	q := &convNet{ch: [3]int{1, 1, 1}, hid: 1, out: len(Classes) + 1, extra: 0}
+	in := 1
+	for i, c := range q.ch {
+		q.cw[i], q.cb[i] = make([]float32, 9*in*c), make([]float32, c)
+		in = c
+	}
+	q.w1, q.b1 = make([]float32, q.hid*q.flat()), make([]float32, q.hid)
+	q.w2, q.b2 = make([]float32, q.out*q.hid), make([]float32, q.out)
+	q.b2[strings.IndexByte(Classes, 'Q')] = 20
+	doubting := *rec
+	doubting.check = &ensemble{nets: []classifier{q}, scratch: q.scratch(), out: q.out}
+	again, err := doubting.RecognizeJPEG(data)
+	if err != nil || len(again) == 0 || again[0].Text != p.Text {
+		t.Fatalf("with a doubting checker: %v, %v; want the same text %s", again, err, p.Text)
+	}
+	if again[0].Confidence > 0.01 || p.Confidence < 0.5 {
+		t.Errorf("confidence %.3f with the checker, %.3f with one that agrees with nothing; want it near 0", p.Confidence, again[0].Confidence)
+	}
+}

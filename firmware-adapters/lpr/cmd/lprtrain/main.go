@@ -23,12 +23,18 @@
 // (on lines whose characters are all whole) are the "not a character" samples,
 // at most a quarter of all.
 //
+// With -samples it also writes the samples of each network to a file, on which
+// train-cnn.py (PyTorch) trains the recognizer's second opinion, a small
+// convolutional network (checker.bin).
+//
 //	make lpr-model
 //
-// runs it as the committed model was made.
+// runs both as the committed models were made.
 package main
 
 import (
+	"bufio"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"image"
@@ -73,6 +79,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed of the first network")
 	models := flag.Int("models", 2, "networks in the ensemble, from seed, seed+1, …")
 	webfonts := flag.String("webfonts", "", "folder fetch-fonts.sh filled: its */*.woff are drawn with too")
+	samplesOut := flag.String("samples", "", "also write each network's samples to SAMPLES.SEED, for train-cnn.py")
 	flag.Parse()
 	if *models < 1 || *models > 8 {
 		log.Fatalf("lprtrain: -models %d: an ensemble has 1 to 8 networks", *models)
@@ -109,7 +116,7 @@ func main() {
 	// its own, and the recognizer averages their outputs.
 	var model []byte
 	for k := range *models {
-		model = append(model, trainOne(fonts, *plates, *hidden, *epochs, *seed+uint64(k))...)
+		model = append(model, trainOne(fonts, *plates, *hidden, *epochs, *seed+uint64(k), *samplesOut)...)
 	}
 	if err := os.WriteFile(*out, model, 0o644); err != nil {
 		log.Fatal(err)
@@ -122,7 +129,7 @@ func main() {
 const labelIoU = 0.5
 
 // trainOne renders plates with fonts from seed and trains one network on them.
-func trainOne(fonts []*opentype.Font, plates, hidden, epochs int, seed uint64) []byte {
+func trainOne(fonts []*opentype.Font, plates, hidden, epochs int, seed uint64, samplesOut string) []byte {
 	// Plates are rendered and segmented by as many workers as there are
 	// cores; plate i draws everything from its own generator, and the
 	// results are gathered in plate order, so the data do not depend on the
@@ -167,6 +174,9 @@ func trainOne(fonts []*opentype.Font, plates, hidden, epochs int, seed uint64) [
 	log.Printf("%d not-a-character samples", len(rejects))
 	samples = append(samples, rejects...)
 	log.Printf("%d plates gave characters, %d none; %d glyphs", used, skipped, len(samples))
+	if samplesOut != "" {
+		writeSamples(fmt.Sprintf("%s.%d", samplesOut, seed), samples)
+	}
 	model, err := lpr.Train(samples, lpr.TrainOptions{Hidden: hidden, Epochs: epochs, Rate: 0.05, Seed: seed, Workers: 2,
 		Progress: func(ep int, acc float64) { log.Printf("epoch %d: training accuracy %.4f", ep, acc) }})
 	if err != nil {
@@ -268,4 +278,29 @@ func randomText(rng *rand.Rand) string {
 		}
 	}
 	return b.String()
+}
+
+// writeSamples writes samples to path, in the order the network is trained on
+// them before shuffling: per sample its class as one byte (its index in
+// lpr.Classes, or lpr.Reject), then its lpr.GlyphFeatures features as
+// little-endian float32. train-cnn.py trains the checker on them.
+func writeSamples(path string, samples []lpr.GlyphSample) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for _, s := range samples {
+		w.WriteByte(byte(s.Class))
+		for _, v := range s.X {
+			binary.Write(w, binary.LittleEndian, v)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("wrote %d samples to %s", len(samples), path)
 }
