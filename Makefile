@@ -52,7 +52,8 @@ bench-lpr:
 # pinned web fonts fetch-fonts.sh takes from npm, 20 to 50 minutes on two cores
 # by machine; then its second opinion (checker.bin, a convolutional network)
 # with PyTorch (Debian's python3-torch) on the same glyphs, about 25 minutes
-# more. The glyphs are kept in $(BIN)/lprsamples.* (2.4 GB).
+# more. The glyphs are kept in $(BIN)/lprsamples.* (2.4 GB on disk, about 7 GB in
+# memory while the network trains).
 lpr-model:
 	@.ci/install-deps lpr-model
 	firmware-adapters/lpr/cmd/lprtrain/fetch-fonts.sh $(BIN)/lprfonts

@@ -25,7 +25,7 @@ type convNet struct {
 	out    int          // outputs
 	extra  int          // features after the pixels the hidden layer sees too
 	cw, cb [3][]float32 // convolution weights [ky][kx][in][out], biases
-	w1, b1 []float32    // hid × (flat + convExtra), hid
+	w1, b1 []float32    // hid × (flat + extra), hid
 	w2, b2 []float32    // out × hid, out
 }
 

@@ -148,23 +148,23 @@ func decodeEnsemble(b []byte) (*ensemble, error) {
 		}
 		var (
 			c   classifier
-			out int
 			err error
 		)
 		if len(b) >= len(convMagic) && string(b[:len(convMagic)]) == convMagic {
 			var n *convNet
 			n, b, err = decodeConvNet(b)
-			c, out = n, len(Classes)+1
+			c = n
 		} else {
 			var n *network
 			n, b, err = decodeNetwork(b)
-			c, out = n, len(Classes)+1
+			c = n
 		}
 		if err != nil {
 			return nil, err
 		}
 		e.nets = append(e.nets, c)
-		e.scratch, e.out = max(e.scratch, c.scratch()), out
+		// Both decoders refuse any other number of outputs.
+		e.scratch, e.out = max(e.scratch, c.scratch()), len(Classes)+1
 	}
 	if len(e.nets) == 0 {
 		return nil, errors.New("lpr: classifier model: empty")

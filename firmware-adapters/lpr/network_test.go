@@ -1,6 +1,7 @@
 package lpr
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -225,12 +226,24 @@ func TestConv3x3(t *testing.T) {
 			}
 		}
 	}
-	defer func() {
-		if recover() == nil {
-			t.Error("weights shorter than 9·ci·co: no panic")
-		}
-	}()
-	conv3x3(make([]float32, 4*4*2), make([]float32, 4*4*3), 4, 4, 3, 2, make([]float32, 9*3*2-1), make([]float32, 2))
+	// A slice shorter than its shape panics instead of being read or
+	// written beyond its end by the C code.
+	f := func(short int) []float32 { return make([]float32, short) }
+	for name, call := range map[string]func(){
+		"output":  func() { conv3x3(f(4*4*2-1), f(4*4*3), 4, 4, 3, 2, f(9*3*2), f(2)) },
+		"input":   func() { conv3x3(f(4*4*2), f(4*4*3-1), 4, 4, 3, 2, f(9*3*2), f(2)) },
+		"weights": func() { conv3x3(f(4*4*2), f(4*4*3), 4, 4, 3, 2, f(9*3*2-1), f(2)) },
+		"biases":  func() { conv3x3(f(4*4*2), f(4*4*3), 4, 4, 3, 2, f(9*3*2), f(1)) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s shorter than its shape: no panic", name)
+				}
+			}()
+			call()
+		}()
+	}
 }
 
 // TestConvNet builds a convolutional network with known weights, checks that
@@ -309,10 +322,25 @@ func TestConvNet(t *testing.T) {
 	if _, err := decodeEnsemble(enc[:len(enc)-1]); err == nil {
 		t.Error("a model cut short: no error")
 	}
-	bad := append([]byte(nil), enc...)
-	bad[len(convMagic)] = 0 // no channels
-	if _, err := decodeEnsemble(bad); err == nil {
-		t.Error("a convolution of 0 channels: no error")
+	// The shapes, in the order of the header: three convolutions'
+	// channels, hidden units, outputs, extra features.
+	for _, bad := range []struct {
+		field int
+		v     uint32
+		why   string
+	}{
+		{0, 0, "a convolution of 0 channels"},
+		{2, 513, "a convolution of 513 channels"},
+		{3, 0, "no hidden units"},
+		{4, 36, "36 outputs"},
+		{5, GlyphFeatures - featAspect + 1, "more extra features than the glyph has"},
+		{5, 1 << 31, "a negative number of extra features on 32 bits"},
+	} {
+		b := append([]byte(nil), enc...)
+		binary.LittleEndian.PutUint32(b[len(convMagic)+4*bad.field:], bad.v)
+		if _, err := decodeEnsemble(b); err == nil {
+			t.Errorf("%s: no error", bad.why)
+		}
 	}
 }
 

@@ -242,6 +242,7 @@ func (r *Recognizer) Recognize(img gocv.Mat) ([]Plate, error) {
 		}
 		if !dup {
 			p.Confidence *= r.agreement(p)
+			p.glyphs = nil // 2.5 KB a character, needed no more
 			p.Confidence *= share(p.Text)
 			if n := len(p.Text); n < minPlateLen || n > maxPlateLen {
 				p.Confidence *= oddLengthDoubt
@@ -301,11 +302,16 @@ func (r *Recognizer) candidates(img gocv.Mat) ([]Plate, []float64) {
 // reader on its own (docs/BENCHMARKS.md).
 func (r *Recognizer) agreement(p Plate) float64 {
 	if len(p.glyphs) != len(p.Text) || len(p.Text) == 0 {
-		return 1 // cannot happen: every character is read from a glyph
+		// Cannot happen: every character is read from a glyph. Were it
+		// to, the plate is unsure rather than unchecked.
+		return 0
 	}
 	s, q, pr := make([]float32, r.check.scratch), make([]float32, r.check.out), make([]float32, r.check.out)
 	var sum float64
 	for i, x := range p.glyphs {
+		if len(x) != GlyphFeatures {
+			return 0 // cannot happen either
+		}
 		r.check.forward(x, s, q, pr)
 		chars, _, _ := charShares(pr)
 		c := p.Text[i]

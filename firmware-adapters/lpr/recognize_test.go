@@ -500,7 +500,21 @@ func TestAgreement(t *testing.T) {
 	if err != nil || len(plates) == 0 || plates[0].Text != "KWX4829" {
 		t.Fatalf("RecognizeJPEG = %v, %v; want KWX4829 first", plates, err)
 	}
-	p := plates[0]
+	if plates[0].glyphs != nil {
+		t.Error("a plate handed out still holds its glyphs")
+	}
+	// The candidate behind it, glyphs and all.
+	img, err := DecodeImage(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	found, _ := rec.candidates(img)
+	i := slices.IndexFunc(found, func(p Plate) bool { return p.Text == "KWX4829" })
+	if i < 0 {
+		t.Fatal("no candidate reads KWX4829")
+	}
+	p := found[i]
 	if len(p.glyphs) != len(p.Text) {
 		t.Fatalf("%d glyphs kept for %d characters", len(p.glyphs), len(p.Text))
 	}
@@ -535,7 +549,59 @@ func TestAgreement(t *testing.T) {
 	if err != nil || len(again) == 0 || again[0].Text != p.Text {
 		t.Fatalf("with a doubting checker: %v, %v; want the same text %s", again, err, p.Text)
 	}
-	if again[0].Confidence > 0.01 || p.Confidence < 0.5 {
-		t.Errorf("confidence %.3f with the checker, %.3f with one that agrees with nothing; want it near 0", p.Confidence, again[0].Confidence)
+	if again[0].Confidence > 0.01 || plates[0].Confidence < 0.5 {
+		t.Errorf("confidence %.3f with the checker, %.3f with one that agrees with nothing; want it near 0", plates[0].Confidence, again[0].Confidence)
+	}
+}
+
+// TestAgreementInsertedCharacters checks that the second opinion sees the
+// glyph of every character of a reading, also of characters that were no
+// component of their own: read as a wide component's halves (two characters
+// joined by a bar) or found in a gap window (two characters joined to a blot
+// above them). A glyph missing or misplaced would leave the plate unsure
+// although the checker agrees with its characters.
+func TestAgreementInsertedCharacters(t *testing.T) {
+	font := testFont(t)
+	rec := usRecognizer(t)
+	for _, tc := range []struct {
+		name, text string
+		seed       uint64
+		ink        func(r synth.Rendered) image.Rectangle
+	}{
+		{"halves", "ABC1234", 1, func(r synth.Rendered) image.Rectangle {
+			a, b := r.CharBoxes[4], r.CharBoxes[5]
+			mid := (a.Min.Y + a.Max.Y) / 2
+			return image.Rect(a.Max.X-2, mid-8, b.Min.X+2, mid+8)
+		}},
+		{"gap", "6RSE902", 1, func(r synth.Rendered) image.Rectangle {
+			a, b := r.CharBoxes[1], r.CharBoxes[2]
+			return image.Rect(a.Min.X, a.Min.Y-a.Dy(), b.Max.X, a.Min.Y+6)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := synth.Render(synth.Plate{Text: tc.text, Style: synth.US, Font: font, CharHeight: 30, Scene: image2(640, 480)}, rand.New(rand.NewPCG(7, tc.seed)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Image.Close()
+			gocv.Rectangle(&r.Image, tc.ink(r), color.RGBA{0, 0, 0, 0}, -1)
+			found, _ := rec.candidates(r.Image)
+			n := 0
+			for _, p := range found {
+				if p.Text != tc.text {
+					continue
+				}
+				n++
+				if len(p.glyphs) != len(p.Text) {
+					t.Fatalf("%s read with %d glyphs", p.Text, len(p.glyphs))
+				}
+				if a := rec.agreement(p); a < 0.8 {
+					t.Errorf("agreement with %s = %.3f, want at least 0.8", p.Text, a)
+				}
+			}
+			if n == 0 {
+				t.Fatalf("no candidate reads %s", tc.text)
+			}
+		})
 	}
 }

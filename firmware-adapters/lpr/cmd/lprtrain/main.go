@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"image"
 	"log"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -290,10 +291,14 @@ func writeSamples(path string, samples []lpr.GlyphSample) {
 		log.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
+	var rec []byte
 	for _, s := range samples {
-		w.WriteByte(byte(s.Class))
+		rec = append(rec[:0], byte(s.Class))
 		for _, v := range s.X {
-			binary.Write(w, binary.LittleEndian, v)
+			rec = binary.LittleEndian.AppendUint32(rec, math.Float32bits(v))
+		}
+		if _, err := w.Write(rec); err != nil {
+			log.Fatal(err)
 		}
 	}
 	if err := w.Flush(); err != nil {
