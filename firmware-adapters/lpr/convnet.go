@@ -10,11 +10,13 @@ import (
 // convolutions (ReLU; 2×2 max pooling after the first two) over the
 // GlyphH×GlyphW grid, then a hidden layer that also sees the first extra
 // features after the pixels (the aspect ratio, the relative width, the edge
-// directions), then the classes. A convolution learns stroke
-// pieces wherever they stand in the grid, where the perceptron learns each
-// pixel on its own; on plate fonts it never saw (US state fonts) it errs
-// less. It is trained by cmd/lprtrain's train-cnn.py (PyTorch), which writes
-// the weights in the layout forward reads.
+// directions), then the classes. A convolution learns stroke pieces
+// wherever they stand in the grid, where the perceptron learns each pixel on
+// its own: on plate fonts neither saw (US state fonts) they err about as
+// often, but on different characters, which makes it the reader's second
+// opinion (Recognizer.agreement). It is trained by cmd/lprtrain's
+// train-cnn.py (PyTorch), which writes the weights in the layout forward
+// reads.
 //
 // Activations are kept pixel by pixel with their channels together
 // (height, width, channel), so the innermost loop of a convolution runs
