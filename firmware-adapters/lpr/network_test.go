@@ -252,21 +252,12 @@ func TestConv3x3(t *testing.T) {
 // or of a shape this build cannot use is refused.
 func TestConvNet(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	n := &convNet{ch: [3]int{4, 6, 5}, hid: 7, out: len(Classes) + 1, extra: 5}
-	fill := func(k int) []float32 {
-		v := make([]float32, k)
+	n := testConvNet([3]int{4, 6, 5}, 7, 5, func(v []float32) {
 		for i := range v {
 			v[i] = float32(rng.NormFloat64() * 0.5)
 		}
-		return v
-	}
-	in := 1
-	for i, c := range n.ch {
-		n.cw[i], n.cb[i] = fill(9*in*c), fill(c)
-		in = c
-	}
+	})
 	fin := n.flat() + n.extra
-	n.w1, n.b1, n.w2, n.b2 = fill(n.hid*fin), fill(n.hid), fill(n.out*n.hid), fill(n.out)
 	enc := n.encode()
 	e, err := decodeEnsemble(enc)
 	if err != nil || len(e.nets) != 1 {
@@ -348,14 +339,7 @@ func TestConvNet(t *testing.T) {
 // returns an error or an ensemble whose forward runs within its buffers,
 // never a panic.
 func FuzzDecodeEnsemble(f *testing.F) {
-	n := &convNet{ch: [3]int{2, 3, 2}, hid: 4, out: len(Classes) + 1, extra: 2}
-	in := 1
-	for i, c := range n.ch {
-		n.cw[i], n.cb[i] = make([]float32, 9*in*c), make([]float32, c)
-		in = c
-	}
-	n.w1, n.b1 = make([]float32, n.hid*(n.flat()+n.extra)), make([]float32, n.hid)
-	n.w2, n.b2 = make([]float32, n.out*n.hid), make([]float32, n.out)
+	n := testConvNet([3]int{2, 3, 2}, 4, 2, func([]float32) {})
 	f.Add(n.encode())
 	mlp := &network{in: GlyphFeatures, hid: 3, out: len(Classes) + 1}
 	mlp.w1, mlp.b1 = make([]float32, mlp.hid*mlp.in), make([]float32, mlp.hid)
@@ -371,4 +355,23 @@ func FuzzDecodeEnsemble(f *testing.F) {
 		p := make([]float32, e.out)
 		e.forward(x, make([]float32, e.scratch), make([]float32, e.out), p)
 	})
+}
+
+// testConvNet returns a convolutional network of the given shape whose
+// weights and biases, each slice of them, fill sets (zero if it sets none).
+func testConvNet(ch [3]int, hid, extra int, fill func([]float32)) *convNet {
+	n := &convNet{ch: ch, hid: hid, out: len(Classes) + 1, extra: extra}
+	alloc := func(k int) []float32 {
+		v := make([]float32, k)
+		fill(v)
+		return v
+	}
+	in := 1
+	for i, c := range n.ch {
+		n.cw[i], n.cb[i] = alloc(9*in*c), alloc(c)
+		in = c
+	}
+	n.w1, n.b1 = alloc(n.hid*(n.flat()+n.extra)), alloc(n.hid)
+	n.w2, n.b2 = alloc(n.out*n.hid), alloc(n.out)
+	return n
 }

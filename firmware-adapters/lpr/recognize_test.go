@@ -534,14 +534,7 @@ func TestAgreement(t *testing.T) {
 	}
 
 	// A checker sure that every glyph is a Q.
-	q := &convNet{ch: [3]int{1, 1, 1}, hid: 1, out: len(Classes) + 1, extra: 0}
-	in := 1
-	for i, c := range q.ch {
-		q.cw[i], q.cb[i] = make([]float32, 9*in*c), make([]float32, c)
-		in = c
-	}
-	q.w1, q.b1 = make([]float32, q.hid*q.flat()), make([]float32, q.hid)
-	q.w2, q.b2 = make([]float32, q.out*q.hid), make([]float32, q.out)
+	q := testConvNet([3]int{1, 1, 1}, 1, 0, func([]float32) {})
 	q.b2[strings.IndexByte(Classes, 'Q')] = 20
 	doubting := *rec
 	doubting.check = &ensemble{nets: []classifier{q}, scratch: q.scratch(), out: q.out}
