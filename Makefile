@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 CMDS := gatehouse-edge gatehouse-sim gatehouse-cloud
 FUZZTIME ?= 3s
 
-.PHONY: all build cross deps test test-go fuzz bench bench-lpr lpr-model demo proto clean
+.PHONY: all build cross deps test test-go fuzz bench bench-lpr bench-tesseract lpr-model demo proto clean
 
 all: build
 
@@ -46,6 +46,13 @@ bench-lpr:
 	@.ci/install-deps
 	$(GO) build -tags gocv -o $(BIN)/lprbench ./firmware-adapters/lpr/cmd/lprbench
 	OPENCV_FOR_THREADS_NUM=1 taskset -c 0 $(BIN)/lprbench -data $(LPR_DATA)
+
+# Measures Tesseract (Debian's tesseract-ocr-eng) on the same photographs, given
+# each true plate box: the reader the recognizer's own classifier was chosen over.
+bench-tesseract:
+	@.ci/install-deps tesseract
+	$(GO) build -tags gocv -o $(BIN)/lprbench ./firmware-adapters/lpr/cmd/lprbench
+	OPENCV_FOR_THREADS_NUM=1 taskset -c 0 $(BIN)/lprbench -tesseract -data $(LPR_DATA)
 
 # Retrains the plate reader's classifier (firmware-adapters/lpr/model.bin: an
 # ensemble of two perceptrons) on plates rendered with Debian's fonts and the
