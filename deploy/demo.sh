@@ -3,7 +3,8 @@
 # NATS leaf nodes into one gatehouse-cloud (embedded NATS hub, throwaway PostgreSQL
 # from the system's binaries). Each garage's devices are played by a gatehouse-sim over
 # Modbus TCP, serial lines on pseudo-terminals, MQTT (the edge's own listener) and
-# Hikvision/Axis camera pushes. Runs until Ctrl-C; DEMO_SECONDS=N stops it after N s
+# Hikvision/Axis camera pushes (with OpenCV, garage-b's Kerkweg exit is a plain IP
+# camera whose snapshots its edge reads itself). Runs until Ctrl-C; DEMO_SECONDS=N stops it after N s
 # and prints each garage's counts as the edge, the simulator and the cloud see them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,14 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   echo "demo: installing Debian's postgresql package for the cloud's throwaway database"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+fi
+
+# With OpenCV, garage-b's Kerkweg exit camera is a plain IP camera whose snapshots
+# (served by its simulator) the edge reads itself: an edge built with -tags gocv.
+lpr_edge=""
+if pkg-config --exists opencv4 2>/dev/null; then
+  echo "demo: building gatehouse-edge with the plate reader (-tags gocv) for garage-b"
+  go build -tags gocv -o bin/gatehouse-edge-lpr ./cmd/gatehouse-edge && lpr_edge=bin/gatehouse-edge-lpr
 fi
 
 pids=()
@@ -54,8 +63,12 @@ for i in 0 1; do
   mkdir -p "$dir/tty"
   creds=$(bin/gatehouse-cloud facility add --data-dir "$data/cloud" "$id" | sed -n 's/^credentials: //p')
   api=$((base + i)); sim=$((base + 10 + i))
-  export GATEHOUSE_FACILITY=$id GATEHOUSE_SIM_MODBUS=127.0.0.1:$((15020 + i)) GATEHOUSE_SIM_DIR=$dir/tty
-  bin/gatehouse-edge run --config "$config" --data "$dir/edge" --listen "127.0.0.1:$api" \
+  export GATEHOUSE_FACILITY=$id GATEHOUSE_SIM_MODBUS=127.0.0.1:$((15020 + i)) GATEHOUSE_SIM_DIR=$dir/tty \
+    GATEHOUSE_SIM_ACQUIRER=http://127.0.0.1:$sim/acquirer GATEHOUSE_SIM_SNAPSHOTS=http://127.0.0.1:$sim/snapshot
+  edge_bin=bin/gatehouse-edge GATEHOUSE_X2_CAMERA=http_push
+  if [ "$i" = 1 ] && [ -n "$lpr_edge" ]; then edge_bin=$lpr_edge GATEHOUSE_X2_CAMERA=lpr; fi
+  export GATEHOUSE_X2_CAMERA
+  $edge_bin run --config "$config" --data "$dir/edge" --listen "127.0.0.1:$api" \
     --operator-tokens "demo:$token" --mqtt-port $((18830 + i)) --hub-credentials "$creds" >"$dir/edge.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$api/healthz"
@@ -70,6 +83,8 @@ cat <<MSG
 Gatehouse demo: two garages (2 levels, 400 spaces, 4 lanes each) with their devices
 simulated over Modbus TCP, serial, MQTT and camera pushes, synced into one cloud. Cars
 arrive every few seconds, time runs 30x, a random device fault every 90 s.
+$(if [ -n "$lpr_edge" ]; then echo "garage-b's Kerkweg exit reads plates from camera snapshots itself (protocol lpr):
+its reads, crops and counters are in its devices list (x2-cam) and under its /camera/images/."; else echo "(No OpenCV here: every camera pushes its reads; install libopencv-dev for a plate-reading exit.)"; fi)
   cloud API      http://127.0.0.1:$cloud/v1/openapi.json   (docs/api.md)
     availability http://127.0.0.1:$cloud/v1/facilities/demo-garage/availability   (public)
                  http://127.0.0.1:$cloud/v1/facilities/garage-b/availability

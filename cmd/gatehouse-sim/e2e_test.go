@@ -21,10 +21,11 @@ import (
 	"github.com/gatehouse-parking/gatehouse/firmware-adapters/sim"
 )
 
-func build(t *testing.T, pkg, name string) string {
+func build(t *testing.T, pkg, name string, flags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
@@ -117,8 +118,27 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		cars = 40
 	}
+	endToEnd(t, e2eRun{cars: cars, rate: 2000, dwell: "40s"})
+}
+
+// e2eRun is one end-to-end run's variant.
+type e2eRun struct {
+	cars int
+	// rate is the arrivals per hour at each entry lane, dwell the median stay.
+	rate  int
+	dwell string
+	// edgeFlags are the edge's go build flags (-tags gocv for a plate reader).
+	edgeFlags []string
+	// env is added to both processes' environment.
+	env []string
+}
+
+// endToEnd runs the end-to-end test (see TestEndToEnd) and returns the edge's
+// API base URL, the edge still running until the test ends.
+func endToEnd(t *testing.T, run e2eRun) string {
+	cars := run.cars
 	dir := t.TempDir()
-	edgeBin := build(t, "../gatehouse-edge", "gatehouse-edge")
+	edgeBin := build(t, "../gatehouse-edge", "gatehouse-edge", run.edgeFlags...)
 	simBin := build(t, ".", "gatehouse-sim")
 	api, mqttPort, simPort := freePort(t), freePort(t), freePort(t)
 	env := append(os.Environ(),
@@ -126,7 +146,9 @@ func TestEndToEnd(t *testing.T) {
 		"GATEHOUSE_SIM_DIR="+filepath.Join(dir, "tty"),
 		"GATEHOUSE_SIM_TRAVEL=100ms",
 		"GATEHOUSE_VOTE_WINDOW=200ms",
-		"GATEHOUSE_SIM_ACQUIRER=http://127.0.0.1:"+simPort+"/acquirer")
+		"GATEHOUSE_SIM_ACQUIRER=http://127.0.0.1:"+simPort+"/acquirer",
+		"GATEHOUSE_SIM_SNAPSHOTS=http://127.0.0.1:"+simPort+"/snapshot")
+	env = append(env, run.env...)
 	os.MkdirAll(filepath.Join(dir, "tty"), 0o755)
 	const token = "kiosk-terminal-token-0001"
 	cfg := "../../deploy/garage-sim.yaml"
@@ -138,7 +160,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := edgeCmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { edgeCmd.Process.Signal(syscall.SIGTERM); edgeCmd.Wait() }()
+	t.Cleanup(func() { edgeCmd.Process.Signal(syscall.SIGTERM); edgeCmd.Wait() })
 	base := "http://127.0.0.1:" + api
 	for i := 0; ; i++ {
 		if resp, err := http.Get(base + "/healthz"); err == nil {
@@ -153,7 +175,7 @@ func TestEndToEnd(t *testing.T) {
 
 	simLog := newLogTail(t, "sim")
 	simCmd := exec.Command(simBin, "--config", cfg, "--edge", base, "--kiosk-token", token, "--mqtt", "tcp://127.0.0.1:"+mqttPort,
-		"--listen", "127.0.0.1:"+simPort, "--rate", "2000", "--cars", strconv.Itoa(cars), "--dwell", "40s", "--dwell-spread", "0.3", "--pass", "400ms",
+		"--listen", "127.0.0.1:"+simPort, "--rate", strconv.Itoa(run.rate), "--cars", strconv.Itoa(cars), "--dwell", run.dwell, "--dwell-spread", "0.3", "--pass", "400ms",
 		"--misread", "0.05", "--wait-healthy", "60s", "--seed", "7")
 	simCmd.Env, simCmd.Stdout, simCmd.Stderr = env, simLog, simLog
 	if err := simCmd.Start(); err != nil {
@@ -280,4 +302,5 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Logf("%d cars: %d entered, %d balked, %d left, %d paid in cents (%d by card, %d of them offline; %d cards declined); edge recorded %d sessions",
 		cars, end.Entered, end.Balked, end.Exited, end.Paid, end.CardPaid, end.CardOffline, end.CardDeclined, started)
+	return base
 }

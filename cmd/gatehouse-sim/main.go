@@ -1,11 +1,13 @@
 // Command gatehouse-sim is a garage in software: it reads the same facility file as
 // gatehouse-edge and plays every device in it over its real protocol (Modbus TCP
 // servers, serial lines on pseudo-terminals, MQTT sensors, cameras pushing to the
-// edge), with cars arriving, parking and leaving, and faults injected on demand.
+// edge, plain IP cameras whose snapshots the edge reads itself), with cars arriving, parking and leaving, and faults injected on demand.
 //
 //	gatehouse-sim --config deploy/garage-sim.yaml --edge http://127.0.0.1:8080 --kiosk-token T
 //
-// Its status API (--listen) serves the ground truth at GET /truth and injects faults
+// Its status API (--listen) serves the ground truth at GET /truth, the pictures of
+// the cameras with protocol lpr and an http address at GET /snapshot/<device>
+// (whatever host the address names; point it here), and injects faults
 // at POST /faults {"device": "...", "fault": "offline|garbage|stuck|flapping", "seconds": 30};
 // POST /pause {"seconds": 20} stops cars arriving and leaving for a while. It is also
 // the acquirer of the exit kiosks' card terminals (POST /acquirer/authorize and
@@ -101,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		*seed = rand.Uint64()
 	}
 
-	devs, err := simulate(fac, *edgeURL, *broker, log)
+	devs, snaps, err := simulate(fac, *edgeURL, *broker, log)
 	if err != nil {
 		return err
 	}
@@ -119,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: statusAPI(ctx, g, acq), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: statusAPI(ctx, g, acq, snaps), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	fmt.Fprintf(stdout, "gatehouse-sim: facility %s, %d devices, status http://%s/truth\n", fac.ID, len(fac.Devices), ln.Addr())
@@ -164,13 +166,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // simulate builds every protocol's simulated devices.
-func simulate(f *edge.Facility, edgeURL, broker string, log *slog.Logger) (sim.Devices, error) {
+// The cameras the edge fetches pictures from are served by the status API.
+func simulate(f *edge.Facility, edgeURL, broker string, log *slog.Logger) (sim.Devices, *camerasim.Snapshots, error) {
 	byProto := f.DevicesByProtocol()
 	var all []sim.Devices
 	if d := byProto["modbus_tcp"]; len(d) > 0 {
 		s, err := modbussim.New(d, f.SpotOfSensor(), nil)
 		if err != nil {
-			return sim.Devices{}, err
+			return sim.Devices{}, nil, err
 		}
 		s.SetLogger(log.With("sim", "modbus"))
 		devs := s.Devices()
@@ -185,34 +188,39 @@ func simulate(f *edge.Facility, edgeURL, broker string, log *slog.Logger) (sim.D
 	if d := byProto["serial"]; len(d) > 0 {
 		s, err := serialsim.New(d)
 		if err != nil {
-			return sim.Devices{}, err
+			return sim.Devices{}, nil, err
 		}
 		all = append(all, s.Devices())
 	}
 	if d := byProto["mqtt"]; len(d) > 0 {
 		s, err := mqttsim.New(d, broker, log.With("sim", "mqtt"))
 		if err != nil {
-			return sim.Devices{}, err
+			return sim.Devices{}, nil, err
 		}
 		all = append(all, s.Devices())
 	}
 	if d := byProto["http_push"]; len(d) > 0 {
 		s, err := camerasim.New(d, edgeURL, log.With("sim", "camera"))
 		if err != nil {
-			return sim.Devices{}, err
+			return sim.Devices{}, nil, err
 		}
 		devs := s.Devices()
 		devs.Faulty = s.Faulty()
 		all = append(all, devs)
 	}
-	if len(all) == 0 {
-		return sim.Devices{}, errors.New("the facility has no devices the simulator speaks (modbus_tcp, serial, mqtt, http_push)")
+	snaps := camerasim.NewSnapshots(f.Devices)
+	if snaps.Len() > 0 {
+		all = append(all, snaps.Devices())
 	}
-	return sim.Merge(all...), nil
+	if len(all) == 0 {
+		return sim.Devices{}, nil, errors.New("the facility has no devices the simulator speaks (modbus_tcp, serial, mqtt, http_push, lpr over http)")
+	}
+	return sim.Merge(all...), snaps, nil
 }
 
-func statusAPI(ctx context.Context, g *sim.Garage, acq *acquirersim.Acquirer) http.Handler {
+func statusAPI(ctx context.Context, g *sim.Garage, acq *acquirersim.Acquirer, snaps *camerasim.Snapshots) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /snapshot/{device}", snaps)
 	// The acquirer of the kiosks' card terminals (protocol acquirer_http).
 	mux.Handle("POST /acquirer/", acq)
 	mux.HandleFunc("GET /acquirer", func(w http.ResponseWriter, r *http.Request) {
@@ -292,8 +300,9 @@ func randomFaults(ctx context.Context, g *sim.Garage, f *edge.Facility, d sim.De
 func awaitHealthy(ctx context.Context, edgeURL string, f *edge.Facility, limit time.Duration) error {
 	want := map[string]bool{}
 	for _, d := range f.Devices {
-		// Card terminals report contact only once they have taken a payment.
-		if d.Protocol != "inmem" && d.Protocol != "http_push" && d.Kind != edge.KindTicketReader && d.Kind != edge.KindCardTerminal {
+		// Card terminals report contact only once they have taken a payment,
+		// cameras once they have read (or, protocol lpr, been probed).
+		if d.Protocol != "inmem" && d.Protocol != "http_push" && d.Protocol != "lpr" && d.Kind != edge.KindTicketReader && d.Kind != edge.KindCardTerminal {
 			want[d.ID] = true
 		}
 	}

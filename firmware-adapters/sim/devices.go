@@ -1,7 +1,8 @@
 // Package sim is gatehouse-sim: a garage in software whose devices speak the same
 // protocols as real ones (Modbus TCP, serial lines on pseudo-terminals, MQTT, camera
-// HTTP pushes), driven by a traffic model, so that the demo, the end-to-end tests and
-// the benchmarks exercise the real gatehouse-edge over real wires.
+// HTTP pushes and snapshots), driven by a traffic model, so that the demo, the
+// end-to-end tests and the benchmarks exercise the real gatehouse-edge over real
+// wires.
 //
 // Each protocol has its own subpackage (modbussim, serialsim, mqttsim, camerasim) that
 // builds the simulated devices of a facility's config for that protocol and returns
@@ -37,6 +38,18 @@ type Spot interface {
 type Camera interface {
 	// Push sends one plate read; direction is "entry" or "exit".
 	Push(ctx context.Context, plate string, confidence float64, direction string) error
+}
+
+// Viewer is a simulated camera without ANPR of its own (protocol lpr): the edge
+// fetches its pictures when the lane's arming loop triggers it and reads the
+// plate itself. The traffic model puts each car in its view before the car
+// reaches the arming loop and clears the view once the car has left; Push is
+// not used for it.
+type Viewer interface {
+	Camera
+	// Show puts a car with plate in view, its front (entry) or rear (exit)
+	// towards the camera; "" shows the empty lane.
+	Show(plate, direction string)
 }
 
 // Faulty is a simulated device that can be taken offline or made to send garbage

@@ -375,13 +375,20 @@ func (g *Garage) through(ctx context.Context, c *car, l edge.Lane, r *rand.Rand)
 			return false
 		}
 	}
+	direction := string(l.Direction)
+	// A camera the edge reads itself sees the car before it reaches the arming
+	// loop, until it has left the lane.
+	view := g.viewer(l)
+	if view != nil {
+		view.Show(c.plate, direction)
+		defer view.Show("", direction)
+	}
 	arm.SetOccupied(true)
 	leave := func() { arm.SetOccupied(false) }
 	if !sleep(ctx, 100*time.Millisecond) {
 		leave()
 		return false
 	}
-	direction := string(l.Direction)
 	g.read(ctx, c, l, direction, r, true)
 	paid, rereads := false, 0
 	deadline := time.Now().Add(20 * time.Second)
@@ -408,7 +415,15 @@ func (g *Garage) through(ctx context.Context, c *car, l edge.Lane, r *rand.Rand)
 				return false
 			}
 			rereads++
-			g.read(ctx, c, l, direction, r, false) // the camera tries again
+			if view != nil {
+				// The edge reads such a camera when the arming loop triggers it:
+				// the driver backs off the loop and pulls forward again.
+				arm.SetOccupied(false)
+				sleep(ctx, 500*time.Millisecond)
+				arm.SetOccupied(true)
+			} else {
+				g.read(ctx, c, l, direction, r, false) // the camera tries again
+			}
 			sleep(ctx, 300*time.Millisecond)
 		case dec.FeeDue == 0:
 			leave() // refused: full, blocked, ...
@@ -423,14 +438,24 @@ func (g *Garage) through(ctx context.Context, c *car, l edge.Lane, r *rand.Rand)
 	return true
 }
 
+// viewer returns the lane's camera if the edge reads its pictures itself, nil
+// otherwise.
+func (g *Garage) viewer(l edge.Lane) Viewer {
+	if len(l.Cameras) == 0 {
+		return nil
+	}
+	v, _ := g.cfg.Devices.Cameras[l.Cameras[0]].(Viewer)
+	return v
+}
+
 // read makes the lane's camera push a read of the car's plate, misread now and then
-// when first is set.
+// when first is set. A camera the edge reads itself (a Viewer) pushes nothing.
 func (g *Garage) read(ctx context.Context, c *car, l edge.Lane, direction string, r *rand.Rand, first bool) {
 	if len(l.Cameras) == 0 {
 		return
 	}
 	cam := g.cfg.Devices.Cameras[l.Cameras[0]]
-	if cam == nil {
+	if _, ok := cam.(Viewer); cam == nil || ok {
 		return
 	}
 	p, conf := c.plate, 0.85+0.14*r.Float64()

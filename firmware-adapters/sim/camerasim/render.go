@@ -7,18 +7,21 @@ import (
 	"image/draw"
 	"image/jpeg"
 	"math/rand/v2"
+	"sync"
 
 	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
 )
 
 // Plate and scene geometry. The plate image comes out at about 40 KB, like the
 // plate crop of a real ANPR camera; the scene is the wider overview.
 const (
-	plateScale  = 8   // basicfont glyphs are 7×13 pixels; plates need them large
+	plateText   = 120 // font size in pixels (Go Bold: capitals about 87 high)
 	plateMargin = 28  // white (or yellow) space around the text, inside the border
 	plateBorder = 5   // black border
+	plateBand   = 48  // the blue band on the left
 	plateWidth  = 720 // plates have one size whatever the text; longer text widens it
 	plateNoise  = 13  // ± sensor noise per channel: what makes a photo weigh 40 KB
 	sceneW      = 960 // overview image
@@ -29,24 +32,32 @@ const (
 var (
 	plateWhite  = color.RGBA{0xf4, 0xf4, 0xf0, 0xff}
 	plateYellow = color.RGBA{0xf7, 0xc8, 0x1e, 0xff}
+	plateInk    = color.RGBA{0x10, 0x10, 0x10, 0xff}
 	euBlue      = color.RGBA{0x00, 0x33, 0x99, 0xff}
 )
+
+// plateFont is Go Bold (golang.org/x/image/font/gofont), a sans-serif drawn
+// smoothly at any size: a plate reader (protocol lpr) reads the simulator's
+// pictures as it reads a camera's.
+var plateFont = sync.OnceValue(func() *opentype.Font {
+	f, err := opentype.Parse(gobold.TTF)
+	if err != nil {
+		panic("camerasim: Go Bold does not parse: " + err.Error()) // embedded: cannot happen
+	}
+	return f
+})
 
 // renderPlate draws text in black on a white (front) or yellow (rear) plate with a
 // border and an EU band, with sensor noise.
 func renderPlate(text string, yellow bool, rng *rand.Rand) *image.RGBA {
-	if text == "" {
-		text = " "
+	face, err := opentype.NewFace(plateFont(), &opentype.FaceOptions{Size: plateText, DPI: 72, Hinting: font.HintingNone})
+	if err != nil {
+		panic("camerasim: " + err.Error()) // only for sizes out of range
 	}
-	// The text at 1:1, then scaled up by nearest neighbour: basicfont has one size.
-	face := basicfont.Face7x13
-	small := image.NewAlpha(image.Rect(0, 0, face.Advance*len([]rune(text)), face.Height))
-	d := font.Drawer{Dst: small, Src: image.Opaque, Face: face, Dot: fixed.P(0, face.Ascent)}
-	d.DrawString(text)
-
-	band := 6 * plateScale // the blue band on the left
-	tw, th := small.Bounds().Dx()*plateScale, small.Bounds().Dy()*plateScale
-	w := max(plateWidth, band+tw+2*plateMargin+2*plateBorder)
+	defer face.Close()
+	m := face.Metrics()
+	tw, th := font.MeasureString(face, text).Ceil(), (m.Ascent + m.Descent).Ceil()
+	w := max(plateWidth, plateBand+tw+2*plateMargin+2*plateBorder)
 	h := th + 2*plateMargin + 2*plateBorder
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.Black, image.Point{}, draw.Src)
@@ -56,21 +67,16 @@ func renderPlate(text string, yellow bool, rng *rand.Rand) *image.RGBA {
 	}
 	inner := image.Rect(plateBorder, plateBorder, w-plateBorder, h-plateBorder)
 	draw.Draw(img, inner, image.NewUniform(bg), image.Point{}, draw.Src)
-	draw.Draw(img, image.Rect(plateBorder, plateBorder, plateBorder+band, h-plateBorder), image.NewUniform(euBlue), image.Point{}, draw.Src)
-	x0, y0 := plateBorder+band+(w-2*plateBorder-band-tw)/2, plateBorder+plateMargin // centred
-	for y := 0; y < th; y++ {
-		for x := 0; x < tw; x++ {
-			if small.AlphaAt(x/plateScale, y/plateScale).A > 0x80 {
-				img.SetRGBA(x0+x, y0+y, color.RGBA{0x10, 0x10, 0x10, 0xff})
-			}
-		}
-	}
+	draw.Draw(img, image.Rect(plateBorder, plateBorder, plateBorder+plateBand, h-plateBorder), image.NewUniform(euBlue), image.Point{}, draw.Src)
+	d := font.Drawer{Dst: img, Src: image.NewUniform(plateInk), Face: face,
+		Dot: fixed.P(plateBorder+plateBand+(w-2*plateBorder-plateBand-tw)/2, plateBorder+plateMargin+m.Ascent.Ceil())} // centred
+	d.DrawString(text)
 	addNoise(img, plateNoise, rng)
 	return img
 }
 
 // renderScene draws the overview: a road in perspective light, a car body, and the
-// plate on it.
+// plate on it; with no plate, the empty road.
 func renderScene(p *image.RGBA, rng *rand.Rand) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, sceneW, sceneH))
 	for y := 0; y < sceneH; y++ {
@@ -79,6 +85,10 @@ func renderScene(p *image.RGBA, rng *rand.Rand) *image.RGBA {
 			i := img.PixOffset(x, y)
 			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = g, g, g+6, 0xff
 		}
+	}
+	if p == nil {
+		addNoise(img, 6, rng)
+		return img
 	}
 	car := image.Rect(sceneW/2-260, sceneH/2-150, sceneW/2+260, sceneH-40)
 	draw.Draw(img, car, image.NewUniform(color.RGBA{0x2a, 0x3b, 0x55, 0xff}), image.Point{}, draw.Src)
