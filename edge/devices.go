@@ -142,6 +142,24 @@ type DeviceStatus struct {
 	Counters map[string]uint64 `json:"counters,omitempty"`
 }
 
+// ReaderRead is one vehicle's plate as the edge's own plate reader (cameras
+// with protocol lpr, firmware-adapters/lpr) made it, for the operator's view:
+// every read, the unsure ones included, with its confidence and images.
+type ReaderRead struct {
+	Device     string    `json:"device"`
+	EventID    string    `json:"event_id"`
+	Plate      string    `json:"plate"`
+	Confidence float64   `json:"confidence"`
+	Unsure     bool      `json:"unsure,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Frames     int       `json:"frames"`
+	Votes      int       `json:"votes"`
+	At         time.Time `json:"at"`
+	// Images are the best frame and its plate crop, relative to the image dir
+	// and to /camera/images/.
+	Images []string `json:"images,omitempty"`
+}
+
 // SpotOfSensor maps each spot sensor's device id to the spot it watches.
 func (f *Facility) SpotOfSensor() map[string]string {
 	out := map[string]string{}

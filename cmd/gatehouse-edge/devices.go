@@ -163,6 +163,15 @@ func (d *devices) mount(app *fiber.App) {
 	}
 }
 
+// plateReads returns the plate reader's recent reads, oldest first; none
+// without lpr cameras.
+func (d *devices) plateReads() []edge.ReaderRead {
+	if d.plates == nil {
+		return nil
+	}
+	return d.plates.Reads()
+}
+
 // status reports every driven device's health.
 func (d *devices) status() []edge.DeviceStatus {
 	var out []edge.DeviceStatus

@@ -25,7 +25,8 @@ func (s eventSink) Deliver(ev edge.DeviceEvent) { s <- ev }
 // from a folder) the way the edge does and checks that the lane's arming loop,
 // delivered to the sink buildDevices gives the drivers (the in-memory
 // barrier's here, as a loop driver's would be), makes the camera read the
-// plate and deliver it as the lane's plate read.
+// plate and deliver it as the lane's plate read, which the operator's list of
+// reads then holds.
 func TestBuildDevicesLPR(t *testing.T) {
 	font, err := synth.TestFont()
 	if err != nil {
@@ -71,6 +72,11 @@ func TestBuildDevicesLPR(t *testing.T) {
 			}
 			if ev.Device != "e1-cam" || ev.Read.Text != "GH42KLM" || ev.Read.Source != "lpr" {
 				t.Fatalf("PlateRead = %+v; want GH42KLM from e1-cam", ev)
+			}
+			// The operator's list (GET /v1/lpr/reads) has the read with its frame and crop.
+			rs := d.plateReads()
+			if len(rs) != 1 || rs[0].Plate != "GH42KLM" || rs[0].Device != "e1-cam" || len(rs[0].Images) != 2 {
+				t.Fatalf("plateReads() = %+v; want the GH42KLM read with two images", rs)
 			}
 			return
 		case <-timeout:

@@ -11,6 +11,8 @@ import (
 type plateReader interface {
 	edge.Driver
 	LoopChanged(loop string, occupied bool)
+	// Reads returns the recent reads, oldest first.
+	Reads() []edge.ReaderRead
 	Close() error
 }
 

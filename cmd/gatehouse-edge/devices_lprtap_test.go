@@ -14,6 +14,7 @@ type fakeReader struct{ loops []string }
 func (r *fakeReader) Run(context.Context) error   { return nil }
 func (r *fakeReader) Status() []edge.DeviceStatus { return nil }
 func (r *fakeReader) Close() error                { return nil }
+func (r *fakeReader) Reads() []edge.ReaderRead    { return nil }
 func (r *fakeReader) LoopChanged(loop string, on bool) {
 	r.loops = append(r.loops, loop+map[bool]string{true: "+", false: "-"}[on])
 }

@@ -191,7 +191,7 @@ func runGarage(ctx context.Context, args []string, getenv func(string) string, s
 		link.register(reg)
 	}
 	hc := httpapi.Config{Garage: g, Store: store, Logger: log, OperatorTokens: tokens, Registry: reg, Ready: g.Err,
-		Devices: devs.status, Mount: devs.mount}
+		Devices: devs.status, PlateReads: devs.plateReads, Mount: devs.mount}
 	if devs.simulated {
 		hc.Simulator = simulator(g, fl.pass)
 	}

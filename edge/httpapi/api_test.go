@@ -678,6 +678,42 @@ func TestDevices(t *testing.T) {
 	}
 }
 
+// TestPlateReads: the plate reader's reads, newest first, the unsure ones with
+// their reason and confidence 0, one camera's with ?device=.
+func TestPlateReads(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, func(cfg *httpapi.Config) {
+		cfg.PlateReads = func() []edge.ReaderRead {
+			return []edge.ReaderRead{
+				{Device: "e1-cam", EventID: "a", Plate: "AB123CD", Confidence: 0.93, Frames: 4, Votes: 4, At: at,
+					Images: []string{"2026-03-02/e1-cam/a-1.jpg", "2026-03-02/e1-cam/a-2.jpg"}},
+				{Device: "x1-cam", EventID: "b", Plate: "KL467RT", Unsure: true, Reason: "frames disagree", Frames: 4, Votes: 2, At: at.Add(time.Minute)},
+				{Device: "e1-cam", EventID: "c", Plate: "VX39NF", Confidence: 0.81, Frames: 3, Votes: 3, At: at.Add(2 * time.Minute)},
+			}
+		}
+	})
+	var got httpapi.PlateReadsResponse
+	e.get("/v1/lpr/reads", &got)
+	var ids []string
+	for _, r := range got.Reads {
+		ids = append(ids, r.EventID)
+	}
+	if strings.Join(ids, ",") != "c,b,a" || !got.Reads[1].Unsure || got.Reads[1].Reason != "frames disagree" ||
+		got.Reads[2].Confidence != 0.93 || len(got.Reads[2].Images) != 2 {
+		t.Fatalf("reads = %+v; want c, b (unsure, with its reason), a (0.93, two images)", got.Reads)
+	}
+	got = httpapi.PlateReadsResponse{}
+	e.get("/v1/lpr/reads?device=e1-cam", &got)
+	if len(got.Reads) != 2 || got.Reads[0].EventID != "c" || got.Reads[1].EventID != "a" {
+		t.Fatalf("reads of e1-cam = %+v; want c, a", got.Reads)
+	}
+	// With no plate reader the list is empty, not null.
+	_, body := newEnv(t).do("GET", "/v1/lpr/reads", "")
+	if !strings.Contains(string(body), `"reads":[]`) {
+		t.Fatalf("reads without a plate reader = %s", body)
+	}
+}
+
 func TestMountedRoutesTakeLargeBodies(t *testing.T) {
 	e := newEnv(t, func(cfg *httpapi.Config) {
 		cfg.Mount = func(app *fiber.App) {

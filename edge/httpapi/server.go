@@ -75,6 +75,9 @@ type Config struct {
 	Ready func() error
 	// Devices reports every device's health for GET /v1/devices; nil reports none.
 	Devices func() []edge.DeviceStatus
+	// PlateReads returns the edge's plate reader's recent reads, oldest first,
+	// for GET /v1/lpr/reads; nil reports none.
+	PlateReads func() []edge.ReaderRead
 	// Mount, if set, adds routes of device adapters (camera pushes) to the app. Those
 	// routes may take bodies up to MaxPushBody; /v1 keeps BodyLimit.
 	Mount func(app *fiber.App)
@@ -107,6 +110,7 @@ type api struct {
 	metrics *metrics
 	kiosk   *kiosk
 	devices func() []edge.DeviceStatus
+	reads   func() []edge.ReaderRead
 }
 
 // limitBody keeps API bodies to BodyLimit although the app takes camera pushes.
@@ -120,6 +124,27 @@ func (a *api) limitBody(c *fiber.Ctx) error {
 // DevicesResponse is the body of GET /v1/devices.
 type DevicesResponse struct {
 	Devices []edge.DeviceStatus `json:"devices"`
+}
+
+// PlateReadsResponse is the body of GET /v1/lpr/reads.
+type PlateReadsResponse struct {
+	Reads []edge.ReaderRead `json:"reads"`
+}
+
+// plateReads lists the plate reader's recent reads, newest first, those of one
+// camera with ?device=.
+func (a *api) plateReads(c *fiber.Ctx) error {
+	out := []edge.ReaderRead{}
+	if a.reads != nil {
+		dev := c.Query("device")
+		rs := a.reads()
+		for i := len(rs) - 1; i >= 0; i-- {
+			if dev == "" || rs[i].Device == dev {
+				out = append(out, rs[i])
+			}
+		}
+	}
+	return c.JSON(PlateReadsResponse{Reads: out})
 }
 
 func (a *api) deviceList(c *fiber.Ctx) error {
@@ -138,7 +163,7 @@ func New(cfg Config) *fiber.App {
 	if cfg.Garage == nil || cfg.Store == nil {
 		panic("httpapi: New needs a Garage and a Store")
 	}
-	a := &api{g: cfg.Garage, store: cfg.Store, log: cfg.Logger, ready: cfg.Ready, devices: cfg.Devices, tokens: map[string]string{}}
+	a := &api{g: cfg.Garage, store: cfg.Store, log: cfg.Logger, ready: cfg.Ready, devices: cfg.Devices, reads: cfg.PlateReads, tokens: map[string]string{}}
 	if a.devices == nil {
 		a.devices = func() []edge.DeviceStatus { return nil }
 	}
@@ -181,6 +206,7 @@ func New(cfg Config) *fiber.App {
 	v1 := app.Group("/v1")
 	v1.Get("/occupancy", a.occupancy)
 	v1.Get("/devices", a.deviceList)
+	v1.Get("/lpr/reads", a.plateReads)
 	v1.Get("/lanes", a.lanes)
 	v1.Get("/lanes/:id", a.lane)
 	v1.Get("/lanes/:id/display", a.display)

@@ -72,21 +72,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Read is one vehicle's plate as the reader made it, for the operator's view.
-type Read struct {
-	Device     string    `json:"device"`
-	EventID    string    `json:"event_id"`
-	Plate      string    `json:"plate"`
-	Confidence float64   `json:"confidence"`
-	Unsure     bool      `json:"unsure,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Frames     int       `json:"frames"`
-	Votes      int       `json:"votes"`
-	At         time.Time `json:"at"`
-	// Images are the best frame and its plate crop, relative to the image dir
-	// and to /camera/images/.
-	Images []string `json:"images,omitempty"`
-}
+// Read is one vehicle's plate as the reader made it, for the operator's view
+// (GET /v1/lpr/reads on the edge).
+type Read = edge.ReaderRead
 
 // Reader is the plate reader of cameras without ANPR of their own: on a
 // trigger it reads several frames, votes over their plates, stores the best
