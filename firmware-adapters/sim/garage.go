@@ -295,15 +295,22 @@ func (g *Garage) visit(ctx context.Context, c *car, seed uint64) {
 	g.unpark(spot, spotZone)
 	exit := g.exitFor(zone, r)
 	for try := 0; ; try++ {
-		if g.through(context.WithoutCancel(ctx), c, exit, r) {
+		// A car already past the barrier finishes passing (through); one still
+		// waiting stays in when the simulator stops, rather than holding it up
+		// for minutes at a lane whose edge is gone.
+		if g.through(ctx, c, exit, r) {
 			break
+		}
+		if ctx.Err() != nil {
+			g.count(func(t *Truth) { t.InLane-- })
+			return
 		}
 		if try >= 5 {
 			g.log.Warn("car cannot leave", "plate", c.plate, "lane", exit.ID)
 			g.count(func(t *Truth) { t.InLane-- })
 			return
 		}
-		time.Sleep(time.Second)
+		sleep(ctx, time.Second)
 	}
 	g.count(func(t *Truth) { t.Exited++; t.Inside--; t.Zones[zone]--; t.InLane-- })
 }
