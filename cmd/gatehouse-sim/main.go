@@ -1,7 +1,8 @@
 // Command gatehouse-sim is a garage in software: it reads the same facility file as
 // gatehouse-edge and plays every device in it over its real protocol (Modbus TCP
 // servers, serial lines on pseudo-terminals, MQTT sensors, cameras pushing to the
-// edge, plain IP cameras whose snapshots the edge reads itself), with cars arriving, parking and leaving, and faults injected on demand.
+// edge, plain IP cameras whose snapshots the edge reads itself), with cars
+// arriving, parking and leaving, and faults injected on demand.
 //
 //	gatehouse-sim --config deploy/garage-sim.yaml --edge http://127.0.0.1:8080 --kiosk-token T
 //
@@ -165,8 +166,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// simulate builds every protocol's simulated devices.
-// The cameras the edge fetches pictures from are served by the status API.
+// simulate builds every protocol's simulated devices. The cameras the edge
+// fetches pictures from are returned too: the status API serves them.
 func simulate(f *edge.Facility, edgeURL, broker string, log *slog.Logger) (sim.Devices, *camerasim.Snapshots, error) {
 	byProto := f.DevicesByProtocol()
 	var all []sim.Devices

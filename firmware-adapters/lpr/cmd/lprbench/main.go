@@ -264,7 +264,8 @@ func cropPlate(src string, box image.Rectangle, dst string) error {
 	defer roi.Close()
 	scaled := gocv.NewMat()
 	defer scaled.Close()
-	gocv.Resize(roi, &scaled, image.Pt(r.Dx()*200/r.Dy(), 200), 0, 0, gocv.InterpolationCubic)
+	// OpenCV aborts the process on a zero size: a box of any shape keeps 1..4000.
+	gocv.Resize(roi, &scaled, image.Pt(max(1, min(4000, r.Dx()*200/r.Dy())), 200), 0, 0, gocv.InterpolationCubic)
 	if !gocv.IMWrite(dst, scaled) {
 		return fmt.Errorf("cannot write %s", dst)
 	}
