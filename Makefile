@@ -29,7 +29,7 @@ test: deps build
 	$(GO) vet -tags gocv ./cmd/gatehouse-edge/ ./cmd/gatehouse-sim/ ./firmware-adapters/lpr/... ./firmware-adapters/sim/camerasim/
 	@# The -tags gocv end-to-end run (TestEndToEndLPR) mostly waits on its simulated
 	@# garage, not on the CPU: it runs beside the main suite, its output after it.
-	$(GO) test -count=1 -tags gocv -run 'LPR|LoopTap' ./cmd/gatehouse-edge/ ./cmd/gatehouse-sim/ ./firmware-adapters/sim/camerasim/ >$(BIN)/test-gocv.log 2>&1 & bg=$$!; \
+	$(GO) test -count=1 -timeout 15m -tags gocv -run 'LPR|LoopTap' ./cmd/gatehouse-edge/ ./cmd/gatehouse-sim/ ./firmware-adapters/sim/camerasim/ >$(BIN)/test-gocv.log 2>&1 & bg=$$!; \
 	GATEHOUSE_ARM64_BINARY=$(CURDIR)/$(BIN)/linux-arm64/gatehouse-edge $(GO) test -count=1 -timeout 15m ./...; st=$$?; \
 	wait $$bg; bst=$$?; echo "== beside it, with -tags gocv:"; cat $(BIN)/test-gocv.log; [ $$st -eq 0 ] && [ $$bst -eq 0 ]
 	$(GO) test -count=1 -race -short ./edge/...

@@ -89,7 +89,7 @@ Gatehouse demo: two garages (2 levels, 400 spaces, 4 lanes each) with their devi
 simulated over Modbus TCP, serial, MQTT and camera pushes, synced into one cloud. Cars
 arrive every few seconds, time runs 30x, a random device fault every 90 s.
 $(if [ -n "$lpr_edge" ]; then echo "garage-b's Kerkweg exit reads plates from camera snapshots itself (protocol lpr):
-its reads, crops and counters are in its devices list (x2-cam) and under its /camera/images/."; else echo "(No OpenCV here: every camera pushes its reads; install libopencv-dev for a plate-reading exit.)"; fi)
+its reads with confidence and crops: http://127.0.0.1:$((base + 1))/v1/lpr/reads?device=x2-cam"; else echo "(No OpenCV here: every camera pushes its reads; install libopencv-dev for a plate-reading exit.)"; fi)
   cloud API      http://127.0.0.1:$cloud/v1/openapi.json   (docs/api.md)
     availability http://127.0.0.1:$cloud/v1/facilities/demo-garage/availability   (public)
                  http://127.0.0.1:$cloud/v1/facilities/garage-b/availability

@@ -147,8 +147,9 @@ func endToEnd(t *testing.T, run e2eRun) string {
 		"GATEHOUSE_SIM_TRAVEL=100ms",
 		"GATEHOUSE_VOTE_WINDOW=200ms",
 		"GATEHOUSE_SIM_ACQUIRER=http://127.0.0.1:"+simPort+"/acquirer",
-		"GATEHOUSE_SIM_SNAPSHOTS=http://127.0.0.1:"+simPort+"/snapshot")
-	env = append(env, run.env...)
+		"GATEHOUSE_SIM_SNAPSHOTS=http://127.0.0.1:"+simPort+"/snapshot",
+		"GATEHOUSE_X2_CAMERA=http_push") // whatever the caller's environment says
+	env = append(env, run.env...) // later entries win
 	os.MkdirAll(filepath.Join(dir, "tty"), 0o755)
 	const token = "kiosk-terminal-token-0001"
 	cfg := "../../deploy/garage-sim.yaml"

@@ -231,10 +231,11 @@ func (g *Garage) arrivals(ctx context.Context, l edge.Lane, r *rand.Rand, wg *sy
 		}
 		g.inside[c.plate] = true
 		g.mu.Unlock()
+		seed := r.Uint64() // r is this loop's: not from the goroutine
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.visit(ctx, c, r.Uint64())
+			g.visit(ctx, c, seed)
 		}()
 	}
 }
@@ -288,8 +289,8 @@ func (g *Garage) visit(ctx context.Context, c *car, seed uint64) {
 	g.count(func(t *Truth) { t.InLane-- })
 	m := g.cfg.Model
 	dwell := time.Duration(float64(m.DwellMedian) * math.Exp(m.DwellSpread*r.NormFloat64()) / m.Speedup)
-	if (!sleep(ctx, dwell) || !g.waitPaused(ctx)) && g.cfg.Model.MaxCars == 0 {
-		return // the simulator stops; the car stays in
+	if !sleep(ctx, dwell) || !g.waitPaused(ctx) {
+		return // the simulator stops; the car stays in, on its bay
 	}
 	g.count(func(t *Truth) { t.InLane++ })
 	g.unpark(spot, spotZone)

@@ -25,6 +25,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -229,6 +230,10 @@ func runTesseract(data string, verbose bool, w io.Writer) error {
 			cmd.Env = append(os.Environ(), "OMP_THREAD_LIMIT=1")
 			out, err := cmd.Output()
 			if err != nil {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+					err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+				}
 				return fmt.Errorf("%s/%s: tesseract: %w", set, t.image, err)
 			}
 			read := plate.Normalize(string(out))
