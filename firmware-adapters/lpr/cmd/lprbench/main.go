@@ -91,20 +91,14 @@ func main() {
 var confBins = []float64{0.9, 0.7, 0.5, 0.3, 0}
 
 func run(data string, verbose, calib bool, w io.Writer) error {
-	sets, err := loadSets(data)
-	if err != nil {
-		return err
-	}
-	var summary []string
-	for _, st := range sets {
-		set, truths := st.name, st.truths
+	return forSets(data, w, func(set string, truths []truth) (string, error) {
 		country := lpr.Country("")
 		if set == "eu" || set == "us" {
 			country = lpr.Country(set)
 		}
 		rec, err := lpr.NewRecognizer(lpr.Options{Country: country})
 		if err != nil {
-			return err
+			return "", err
 		}
 		var known plate.Index
 		for _, t := range truths {
@@ -116,13 +110,13 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 		for _, t := range truths {
 			b, err := os.ReadFile(filepath.Join(data, set, t.image))
 			if err != nil {
-				return err
+				return "", err
 			}
 			start := time.Now()
 			plates, err := rec.RecognizeJPEG(b)
 			took = append(took, time.Since(start))
 			if err != nil {
-				return fmt.Errorf("%s: %w", t.image, err)
+				return "", fmt.Errorf("%s: %w", t.image, err)
 			}
 			det, read, hit := false, "", ""
 			for _, p := range plates {
@@ -180,13 +174,9 @@ func run(data string, verbose, calib bool, w io.Writer) error {
 		fmt.Fprintf(w, "time set=%s p50_ms=%.1f p95_ms=%.1f max_ms=%.1f\n", set, ms(rank(took, 0.5)), ms(rank(took, 0.95)), ms(took[len(took)-1]))
 		n := len(truths)
 		pct := func(k int) string { return strconv.FormatFloat(100*float64(k)/float64(n), 'f', 1, 64) }
-		summary = append(summary, fmt.Sprintf("lpr set=%s images=%d detected=%s%% exact=%s%% matched=%s%% ms_per_image=%.1f",
-			set, n, pct(detected), pct(exact), pct(matched), float64(spent.Microseconds())/1000/float64(n)))
-	}
-	for _, s := range summary {
-		fmt.Fprintln(w, s)
-	}
-	return nil
+		return fmt.Sprintf("lpr set=%s images=%d detected=%s%% exact=%s%% matched=%s%% ms_per_image=%.1f",
+			set, n, pct(detected), pct(exact), pct(matched), float64(spent.Microseconds())/1000/float64(n)), nil
+	})
 }
 
 // rank returns the q-th quantile of the sorted, non-empty ds by the nearest
@@ -212,18 +202,12 @@ func runTesseract(data string, verbose bool, w io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	sets, err := loadSets(data)
-	if err != nil {
-		return err
-	}
-	var summary []string
-	for _, st := range sets {
-		set, truths := st.name, st.truths
+	return forSets(data, w, func(set string, truths []truth) (string, error) {
 		exact := 0
 		for i, t := range truths {
 			crop := filepath.Join(tmp, fmt.Sprintf("%s-%d.png", strings.TrimSuffix(t.image, filepath.Ext(t.image)), i))
 			if err := cropPlate(filepath.Join(data, set, t.image), t.box, crop); err != nil {
-				return fmt.Errorf("%s/%s: %w", set, t.image, err)
+				return "", fmt.Errorf("%s/%s: %w", set, t.image, err)
 			}
 			cmd := exec.Command("tesseract", crop, "stdout", "--psm", "7",
 				"-c", "tessedit_char_whitelist=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -234,7 +218,7 @@ func runTesseract(data string, verbose bool, w io.Writer) error {
 				if errors.As(err, &ee) && len(ee.Stderr) > 0 {
 					err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
 				}
-				return fmt.Errorf("%s/%s: tesseract: %w", set, t.image, err)
+				return "", fmt.Errorf("%s/%s: tesseract: %w", set, t.image, err)
 			}
 			read := plate.Normalize(string(out))
 			if read == t.plate {
@@ -244,12 +228,8 @@ func runTesseract(data string, verbose bool, w io.Writer) error {
 				fmt.Fprintf(w, "%s/%s truth=%s read=%s\n", set, t.image, t.plate, read)
 			}
 		}
-		summary = append(summary, fmt.Sprintf("tesseract set=%s crops=%d exact=%.1f%%", set, len(truths), 100*float64(exact)/float64(len(truths))))
-	}
-	for _, s := range summary {
-		fmt.Fprintln(w, s)
-	}
-	return nil
+		return fmt.Sprintf("tesseract set=%s crops=%d exact=%.1f%%", set, len(truths), 100*float64(exact)/float64(len(truths))), nil
+	})
 }
 
 // cropPlate writes the plate box of the image at src, with a margin, grey and
@@ -273,6 +253,27 @@ func cropPlate(src string, box image.Rectangle, dst string) error {
 	gocv.Resize(roi, &scaled, image.Pt(max(1, min(4000, r.Dx()*200/r.Dy())), 200), 0, 0, gocv.InterpolationCubic)
 	if !gocv.IMWrite(dst, scaled) {
 		return fmt.Errorf("cannot write %s", dst)
+	}
+	return nil
+}
+
+// forSets calls fn with the ground truth of every set in data, then writes the
+// summary lines fn returned, one per set, in order.
+func forSets(data string, w io.Writer, fn func(set string, truths []truth) (string, error)) error {
+	sets, err := loadSets(data)
+	if err != nil {
+		return err
+	}
+	var summary []string
+	for _, st := range sets {
+		line, err := fn(st.name, st.truths)
+		if err != nil {
+			return err
+		}
+		summary = append(summary, line)
+	}
+	for _, s := range summary {
+		fmt.Fprintln(w, s)
 	}
 	return nil
 }
